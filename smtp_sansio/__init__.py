@@ -1,0 +1,133 @@
+"""smtp-sansio: an SMTP client protocol core that performs no I/O.
+
+Three layers, each usable on its own:
+
+* :class:`Session` -- the client policy (greeting, EHLO/HELO, STARTTLS, VERB, pipelined
+  transactions, QUIT) that tells an adapter what to do through five requests: :class:`Write`,
+  :class:`Read`, :class:`StartTLS`, :class:`Close` and :class:`Done`.  The bundled adapters in
+  :mod:`smtp_sansio.adapters` drive it with sockets, asyncio or trio.
+* :class:`Connection` -- the protocol itself, h11-style: commands in, bytes out; bytes in, events
+  out; every transition in one table; pipelined replies paired with their commands in order.
+* the values both are made of: commands that cannot be built invalid (:class:`Mail`,
+  :class:`Rcpt`, ...), :class:`Reply` and its bounded :class:`ReplyReader`, the streaming
+  :class:`DataEncoder`, :class:`Envelope` and the functions that derive one from a message.
+
+Every error is an :class:`SMTPError`.
+"""
+
+from __future__ import annotations
+
+from ._capabilities import Capabilities
+from ._commands import (
+    Auth,
+    AuthResponse,
+    Command,
+    Data,
+    Ehlo,
+    Helo,
+    Lhlo,
+    Mail,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    Starttls,
+    Verb,
+    Vrfy,
+    validate_domain,
+    validate_mailbox,
+)
+from ._connection import NEED_DATA, Connection, ConnectionClosed, Event, NeedData, ReplyReceived
+from ._data import DataEncoder, encode_data
+from ._envelope import (
+    Envelope,
+    envelope_from_bytes,
+    envelope_from_message,
+    message_needs_smtputf8,
+    needs_smtputf8,
+)
+from ._errors import (
+    AuthenticationError,
+    LocalProtocolError,
+    PermanentReplyError,
+    RemoteProtocolError,
+    ReplyError,
+    SecurityError,
+    SMTPConnectError,
+    SMTPError,
+    SMTPTimeoutError,
+    TransientReplyError,
+)
+from ._replies import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES, Reply, ReplyReader
+from ._requests import Close, Done, Read, Request, StartTLS, Write
+from ._results import SendResult, TraceDirection, TraceLine
+from ._session import TLS_MODES, Session, TLSMode
+from ._state import State
+from ._timeouts import DEFAULT_TIMEOUTS, PHASES, TimeoutSpec, resolve_timeouts
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_LINE_LENGTH",
+    "DEFAULT_MAX_REPLY_LINES",
+    "DEFAULT_TIMEOUTS",
+    "NEED_DATA",
+    "PHASES",
+    "TLS_MODES",
+    "Auth",
+    "AuthResponse",
+    "AuthenticationError",
+    "Capabilities",
+    "Close",
+    "Command",
+    "Connection",
+    "ConnectionClosed",
+    "Data",
+    "DataEncoder",
+    "Done",
+    "Ehlo",
+    "Envelope",
+    "Event",
+    "Helo",
+    "Lhlo",
+    "LocalProtocolError",
+    "Mail",
+    "NeedData",
+    "Noop",
+    "PermanentReplyError",
+    "Quit",
+    "Rcpt",
+    "Read",
+    "RemoteProtocolError",
+    "Reply",
+    "ReplyError",
+    "ReplyReader",
+    "ReplyReceived",
+    "Request",
+    "Rset",
+    "SMTPConnectError",
+    "SMTPError",
+    "SMTPTimeoutError",
+    "SecurityError",
+    "SendResult",
+    "Session",
+    "StartTLS",
+    "Starttls",
+    "State",
+    "TLSMode",
+    "TimeoutSpec",
+    "TraceDirection",
+    "TraceLine",
+    "TransientReplyError",
+    "Verb",
+    "Vrfy",
+    "Write",
+    "encode_data",
+    "envelope_from_bytes",
+    "envelope_from_message",
+    "message_needs_smtputf8",
+    "needs_smtputf8",
+    "resolve_timeouts",
+    "validate_domain",
+    "validate_mailbox",
+]

@@ -1,0 +1,551 @@
+"""The client policy: what to send, in which order, and what each reply means for the user.
+
+:class:`Connection` knows the protocol; :class:`Session` knows what a mail client wants from it, the
+way Emacs' ``smtpmail-send-it`` does: read the greeting, introduce itself (EHLO, HELO when EHLO is
+not understood), secure the channel (STARTTLS and a fresh EHLO), ask for verbose delivery (VERB),
+send each message as one transaction (MAIL, RCPT for every recipient, DATA; pipelined when the
+server allows it) and report per recipient, and finally QUIT.
+
+The session performs no I/O.  Each step is written as a generator that yields the requests of
+:mod:`._requests` (write, read, TLS handshake, close) and returns its result; the adapter performs
+the requests and the session resumes the generator.  Every error is raised by
+:meth:`Session.next_request`, after the session has asked for the connection to be closed.  The one
+exception is a refused transaction: the session resets it and stays usable for the next message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from ._abnf import FORBIDDEN_CONTROL
+from ._capabilities import Capabilities
+from ._commands import Command, Data, Ehlo, Helo, Mail, Quit, Rcpt, Rset, Starttls, Verb, validate_domain
+from ._connection import NEED_DATA, Connection, ConnectionClosed, ReplyReceived
+from ._data import DEFAULT_MAX_LINE_LENGTH, DataEncoder, encode_data
+from ._envelope import Envelope, dedupe_addresses, message_needs_smtputf8, needs_smtputf8
+from ._errors import (
+    LocalProtocolError,
+    PermanentReplyError,
+    RemoteProtocolError,
+    ReplyError,
+    SecurityError,
+    SMTPError,
+    TransientReplyError,
+)
+from ._replies import Reply
+from ._requests import Close, Done, Read, Request, StartTLS, Write
+from ._results import SendResult, TraceDirection, TraceLine
+from ._state import Outcome, outcome_of
+from ._timeouts import TimeoutSpec, resolve_timeouts
+
+__all__ = ["TLS_MODES", "Session", "TLSMode"]
+
+#: How the connection is protected.  ``"starttls"``: upgrade with STARTTLS, which is required;
+#: ``"implicit"``: the adapter speaks TLS from the first byte (RFC 8314); ``"opportunistic"``: STARTTLS
+#: when offered, plaintext otherwise; ``"none"``: never TLS.
+TLSMode = Literal["starttls", "implicit", "opportunistic", "none"]
+TLS_MODES: tuple[TLSMode, ...] = ("starttls", "implicit", "opportunistic", "none")
+
+_Operation = Generator[Request, None, object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    # Returned (not raised) by a transaction the server refused, once the session has reset it: the
+    # session stays usable and next_request raises ``error`` without ending it.
+    error: ReplyError
+
+
+def _reply_error(reply: Reply, command: str | None, refused: Mapping[str, Reply] | None = None) -> ReplyError:
+    error_class = TransientReplyError if reply.is_transient else PermanentReplyError
+    return error_class(reply, command, refused=refused)
+
+
+class Session:
+    """An SMTP client session from greeting to QUIT, without the I/O.
+
+    The handshake starts at construction: drive the session with :meth:`next_request` until it
+    returns :class:`~smtp_sansio.Done`.  Then call :meth:`send_message` and drive it again for each
+    message (the result is a :class:`~smtp_sansio.SendResult`), and :meth:`quit` at the end.
+
+    Args:
+        server_hostname: the name the user configured for the server; TLS certificates are
+            verified against it, never against the address connected to.
+        local_hostname: the name sent with EHLO/HELO (Emacs' ``smtpmail-local-domain``), a domain
+            or an address literal such as ``[192.0.2.1]``.
+        tls: see :data:`TLS_MODES`.  The default requires STARTTLS: when the server does not offer
+            it or refuses it, nothing but QUIT is sent and :class:`~smtp_sansio.SecurityError` is
+            raised.
+        tls_verified: with ``tls="implicit"``, whether the adapter verified the certificate chain
+            and host name.
+        verb: send VERB after the handshake, asking a Sendmail-family server for verbose delivery
+            (Emacs' ``smtpmail-debug-verb``); a refusal is ignored.
+        sendto_domain: a domain added to every recipient that has none, ``bob`` becoming
+            ``bob@DOMAIN`` (Emacs' ``smtpmail-sendto-domain``).
+        pipelining: send MAIL, every RCPT and DATA in one write when the server offers PIPELINING
+            (RFC 2920).
+        timeout: seconds for every phase, a mapping from phase to seconds, or ``None`` for the
+            RFC 5321 section 4.5.3.2 defaults (see :func:`~smtp_sansio.resolve_timeouts`).
+        trace: called with a :class:`~smtp_sansio.TraceLine` for every line sent and received.
+        max_data_line_length: the longest line of message data accepted, in octets without CRLF
+            (RFC 5321 section 4.5.3.1.6 says 998); ``None`` disables the check.
+
+    Raises:
+        LocalProtocolError: an argument is invalid.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_hostname: str,
+        local_hostname: str,
+        tls: TLSMode = "starttls",
+        tls_verified: bool = True,
+        verb: bool = False,
+        sendto_domain: str | None = None,
+        pipelining: bool = True,
+        timeout: TimeoutSpec = None,
+        trace: Callable[[TraceLine], None] | None = None,
+        max_data_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+    ) -> None:
+        if tls not in TLS_MODES:
+            raise LocalProtocolError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+        if not server_hostname or FORBIDDEN_CONTROL.search(server_hostname):
+            raise LocalProtocolError(f"invalid server host name {server_hostname!r}")
+        validate_domain(local_hostname, what="local host name (EHLO/HELO argument)")
+        if sendto_domain is not None:
+            validate_domain(sendto_domain, what="sendto domain")
+        DataEncoder(max_line_length=max_data_line_length)  # checks the limit now, not at the first message
+        self._server_hostname = server_hostname
+        self._local_hostname = local_hostname
+        self._tls_mode: TLSMode = tls
+        self._verb = verb
+        self._sendto_domain = sendto_domain
+        self._pipelining = pipelining
+        self._timeouts = resolve_timeouts(timeout)
+        self._trace = trace
+        self._max_data_line_length = max_data_line_length
+
+        self._conn = Connection(max_data_line_length=max_data_line_length)
+        self._capabilities = Capabilities()
+        self._encrypted = tls == "implicit"
+        self._verified = tls == "implicit" and tls_verified
+        self._ready = False  # the handshake finished and no operation is running
+        self._operation: _Operation | None = self._handshake()
+        self._awaiting_tls = False
+        self._closed = False
+        # A fatal error: reported by next_request once the connection has been closed.
+        self._failure: SMTPError | None = None
+        self._failure_reported = False
+        self._quit_done = False  # quit() on a closed session: the next request is Done(None)
+
+    # --- what the adapter and the user see -------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the server announced in its latest EHLO reply (empty before, and after STARTTLS)."""
+        return self._capabilities
+
+    @property
+    def timeouts(self) -> Mapping[str, float | None]:
+        """Seconds allowed for each phase; ``timeouts["connect"]`` is for the adapter's connect."""
+        return self._timeouts
+
+    @property
+    def encrypted(self) -> bool:
+        """True once the connection is protected by TLS (implicit, or after STARTTLS)."""
+        return self._encrypted
+
+    @property
+    def certificate_verified(self) -> bool:
+        """True if the connection is TLS and the adapter verified the certificate and host name."""
+        return self._verified
+
+    @property
+    def closed(self) -> bool:
+        """True once the session asked for the connection to be closed, failed, or was aborted."""
+        return self._closed or self._failure is not None
+
+    @property
+    def ready(self) -> bool:
+        """True when the handshake is done and the session waits for :meth:`send_message` or :meth:`quit`."""
+        return self._ready and not self.closed
+
+    def next_request(self) -> Request:
+        """Return what the adapter must do next.
+
+        Returns:
+            :class:`~smtp_sansio.Write`, :class:`~smtp_sansio.Read`, :class:`~smtp_sansio.StartTLS`,
+            :class:`~smtp_sansio.Close`, or :class:`~smtp_sansio.Done` once the current operation
+            (handshake, message, quit) has finished.
+
+        Raises:
+            ReplyError: the server refused the message (its sender, every recipient or its data);
+                the transaction has been reset and the session is still usable.
+            SMTPError: any other failure -- a negative greeting, a 421, a protocol violation, a
+                security requirement not met.  The session has already asked for the connection
+                to be closed and cannot be used again.
+            LocalProtocolError: the session is not in a state to be driven (no operation, a TLS
+                handshake not reported, an earlier failure).
+        """
+        if self._quit_done:
+            self._quit_done = False
+            return Done(result=None)
+        if self._failure is not None:
+            return self._report_failure(self._failure)
+        if self._awaiting_tls:
+            raise LocalProtocolError("call tls_established() once the TLS handshake has succeeded")
+        if self._operation is None:
+            state = "closed" if self._closed else "idle"
+            raise LocalProtocolError(f"the session is {state}: call send_message() or quit() first")
+        try:
+            request = next(self._operation)
+        except StopIteration as stop:
+            self._operation = None
+            self._ready = not self._closed
+            if isinstance(stop.value, _Refused):
+                raise stop.value.error from None
+            return Done(result=stop.value)
+        except SMTPError as error:
+            self._operation = None
+            self._failure = error
+            return self._report_failure(error)
+        except BaseException as error:
+            # An exception from outside the protocol (the trace callback, an interrupt) ended the
+            # operation halfway: what the server saw is unknown, so the session is over.
+            self._operation = None
+            self._failure = LocalProtocolError(f"the session was interrupted by {error!r}")
+            self._failure_reported = True
+            raise
+        if isinstance(request, Close):
+            self._closed = True
+        elif isinstance(request, StartTLS):
+            self._awaiting_tls = True
+        return request
+
+    def receive_data(self, data: bytes) -> None:
+        """Pass on what the server sent, after a :class:`~smtp_sansio.Read`; ``b""`` at end of file.
+
+        Errors in the data are not raised here but by the next :meth:`next_request`, after it has
+        asked for the connection to be closed.
+
+        Raises:
+            LocalProtocolError: the session has already failed or been closed.
+        """
+        self._check_alive()
+        try:
+            self._conn.receive_data(data)
+        except SMTPError as error:
+            self._operation = None
+            self._failure = error
+
+    def tls_established(self, *, verified: bool) -> None:
+        """Report that the TLS handshake requested by :class:`~smtp_sansio.StartTLS` succeeded.
+
+        Args:
+            verified: whether the certificate chain and the host name were verified.
+
+        Raises:
+            LocalProtocolError: no handshake was requested.
+        """
+        self._check_alive()
+        if not self._awaiting_tls:
+            raise LocalProtocolError("tls_established() called, but no TLS handshake was requested")
+        self._awaiting_tls = False
+        self._conn.start_tls_complete()
+        self._encrypted = True
+        self._verified = verified
+        checked = "verified" if verified else "NOT verified"
+        self._note(f"TLS established with {self._server_hostname}, certificate {checked}")
+
+    def send_message(self, envelope: Envelope, data: bytes) -> None:
+        """Start sending one message; drive :meth:`next_request` until it returns ``Done(SendResult)``.
+
+        Everything is checked before the first byte: the addresses (after the sendto domain is
+        applied) against RFC 5321 and the server's SMTPUTF8 support, the data for NUL octets and
+        lines over 998 octets, the size against the server's SIZE limit.
+
+        Args:
+            envelope: the sender and recipients.
+            data: the message, headers and body, with any line endings; Bcc fields must already be
+                removed (:func:`~smtp_sansio.envelope_from_message` does it).
+
+        Raises:
+            LocalProtocolError: the message cannot be sent as it is, or the session is not ready
+                (handshake not finished, another operation running, closed).
+        """
+        self._check_ready("send a message")
+        if not isinstance(envelope, Envelope):
+            raise LocalProtocolError(f"envelope must be an Envelope, not {type(envelope).__name__}")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise LocalProtocolError(f"message data must be bytes, not {type(data).__name__}")
+        data = bytes(data)
+        recipients = dedupe_addresses(self._with_sendto_domain(r) for r in envelope.recipients)
+        envelope = Envelope(sender=envelope.sender, recipients=recipients)
+        capabilities = self._capabilities
+
+        # RFC 6531 section 3.4: non-ASCII addresses or header fields need SMTPUTF8 on MAIL.
+        smtputf8 = needs_smtputf8(envelope) or message_needs_smtputf8(data)
+        if smtputf8 and "SMTPUTF8" not in capabilities:
+            raise LocalProtocolError(
+                "the message has non-ASCII addresses or header fields and the server does not offer SMTPUTF8"
+            )
+        encoded = encode_data(data, max_line_length=self._max_data_line_length)
+        size = len(encoded) - 3  # RFC 1870 section 4: the octets of the message, not the final ".CRLF"
+        limit = capabilities.size_limit
+        if limit and size > limit:
+            raise LocalProtocolError(f"the message is {size} octets, over the server's SIZE limit of {limit}")
+        parameters: dict[str, str | None] = {}
+        if limit is not None:
+            parameters["SIZE"] = str(size)
+        if not data.isascii():
+            # RFC 6152 section 3: 8-bit content only to a server that announced 8BITMIME, which
+            # is told so; anything else could be mangled or bounced after acceptance.
+            if "8BITMIME" not in capabilities:
+                raise LocalProtocolError(
+                    "the message has 8-bit content and the server does not offer 8BITMIME; "
+                    "use a 7-bit Content-Transfer-Encoding (quoted-printable or base64)"
+                )
+            parameters["BODY"] = "8BITMIME"
+        if smtputf8:
+            parameters["SMTPUTF8"] = None
+        mail = Mail(sender=envelope.sender, parameters=parameters, smtputf8=smtputf8)
+        rcpts = [Rcpt(recipient=recipient, smtputf8=smtputf8) for recipient in recipients]
+        self._ready = False
+        self._operation = self._transaction(mail, rcpts, data)
+
+    def quit(self) -> None:
+        """Start ending the session politely (QUIT, then close); drive it until ``Done(None)``.
+
+        On a session that is already closed, the next request is simply ``Done(None)``.
+
+        Raises:
+            LocalProtocolError: another operation is running.
+        """
+        if self._operation is not None:
+            raise LocalProtocolError("cannot quit while another operation is running")
+        self._ready = False
+        if self.closed:
+            self._operation = None
+            self._quit_done = True
+        else:
+            self._operation = self._quit_operation()
+
+    def abort(self) -> None:
+        """Mark the session dead without any further request; for adapters after a timeout or cancellation."""
+        self._operation = None
+        self._closed = True
+        if self._failure is None:
+            self._failure = LocalProtocolError("the session was aborted")
+            self._failure_reported = True
+
+    # --- the operations ---------------------------------------------------------------------------
+
+    def _handshake(self) -> Generator[Request, None, None]:
+        greeting = yield from self._expect()
+        if greeting.reply.code != 220:
+            # RFC 5321 section 3.1: a 554 greeting still expects QUIT; any code but 220 is a refusal.
+            if greeting.reply.is_positive:
+                error: SMTPError = RemoteProtocolError(f"the server greeted with {greeting.reply}, not 220")
+            else:
+                error = _reply_error(greeting.reply, None)
+            yield from self._quit_and_close()
+            raise error
+        yield from self._hello()
+        yield from self._negotiate_tls()
+        if self._verb:
+            # Not in any RFC; servers that do not know VERB say so, which changes nothing.
+            yield from self._command(Verb())
+
+    def _hello(self) -> Generator[Request, None, None]:
+        answer = yield from self._command(Ehlo(domain=self._local_hostname))
+        if answer.reply.is_positive:
+            self._capabilities = Capabilities.from_ehlo_reply(answer.reply)
+        elif answer.reply.is_permanent:
+            # RFC 5321 section 3.2: a server that does not understand EHLO answers 500, 502, 504 or
+            # 550; the client falls back to HELO and uses no extension.
+            answer = yield from self._command(Helo(domain=self._local_hostname))
+            if not answer.reply.is_positive:
+                yield from self._quit_and_close()
+                raise _reply_error(answer.reply, answer.command)
+            server_name = answer.reply.text.split(" ", 1)[0] if answer.reply.text else ""
+            self._capabilities = Capabilities(server_name=server_name, esmtp=False)
+        else:
+            yield from self._quit_and_close()
+            raise _reply_error(answer.reply, answer.command)
+        self._conn.pipelining = self._pipelining and "PIPELINING" in self._capabilities
+
+    def _negotiate_tls(self) -> Generator[Request, None, None]:
+        if self._tls_mode not in ("starttls", "opportunistic"):
+            return
+        required = self._tls_mode == "starttls"
+        if "STARTTLS" not in self._capabilities:
+            if required:
+                # Stripping (CVE-2016-0772): without TLS nothing but QUIT may follow.
+                yield from self._quit_and_close()
+                raise SecurityError(
+                    f"{self._server_hostname} does not offer STARTTLS, and TLS is required "
+                    "(tls='starttls'; use tls='implicit' for port 465)"
+                )
+            self._note("the server does not offer STARTTLS: continuing without TLS (tls='opportunistic')")
+            return
+        answer = yield from self._command(Starttls())
+        if not answer.reply.is_positive:
+            if required:
+                yield from self._quit_and_close()
+                raise SecurityError(f"{self._server_hostname} refused STARTTLS: {answer.reply}")
+            self._note(f"STARTTLS refused ({answer.reply.code}): going on without TLS (tls='opportunistic')")
+            return
+        # RFC 3207 section 4.2: everything learned before TLS is discarded.
+        self._capabilities = Capabilities()
+        yield StartTLS(server_hostname=self._server_hostname, timeout=self._timeouts["starttls"])
+        yield from self._hello()
+
+    def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> Generator[Request, None, object]:
+        data_answer: ReplyReceived | None = None
+        rcpt_answers: list[ReplyReceived] = []
+        if self._conn.pipelining:
+            # RFC 2920 section 3.1: MAIL, the RCPTs and DATA form one group, which DATA ends; the
+            # replies come back in order and are checked one by one.
+            yield from self._write(mail, *rcpts, Data())
+            mail_answer = yield from self._expect()
+            for _ in rcpts:
+                rcpt_answers.append((yield from self._expect()))
+            data_answer = yield from self._expect()
+        else:
+            mail_answer = yield from self._command(mail)
+            if not mail_answer.reply.is_positive:
+                return _Refused(_reply_error(mail_answer.reply, mail_answer.command))
+            for rcpt in rcpts:
+                rcpt_answers.append((yield from self._command(rcpt)))
+            if any(answer.reply.is_positive for answer in rcpt_answers):
+                data_answer = yield from self._command(Data())
+
+        accepted = tuple(rcpt.recipient for rcpt, answer in zip(rcpts, rcpt_answers, strict=True)
+                         if answer.reply.is_positive)
+        refused = {rcpt.recipient: answer.reply for rcpt, answer in zip(rcpts, rcpt_answers, strict=True)
+                   if not answer.reply.is_positive}
+        if data_answer is not None and outcome_of(data_answer.reply.code) is Outcome.MORE:
+            if mail_answer.reply.is_positive and accepted:
+                yield from self._write_data(data)
+                final = yield from self._expect()
+                if not final.reply.is_positive:
+                    return _Refused(_reply_error(final.reply, "end of data"))
+                return SendResult(accepted=accepted, refused=refused, reply=final.reply)
+            # A server that accepts DATA without a transaction or a recipient: end the data at
+            # once, so that nothing can be delivered (RFC 2920 section 3.1).
+            yield from self._write_data(b"")
+            yield from self._expect()
+
+        if not mail_answer.reply.is_positive:
+            return _Refused(_reply_error(mail_answer.reply, mail_answer.command))
+        yield from self._reset()
+        if accepted and data_answer is not None:
+            return _Refused(_reply_error(data_answer.reply, data_answer.command))
+        # Every recipient refused.  The error is transient if any refusal is, since trying again
+        # later may then succeed for some.
+        replies = list(refused.values())
+        reply = next((r for r in replies if r.is_transient), replies[0])
+        return _Refused(_reply_error(reply, f"RCPT (all {len(replies)} recipients refused)", refused))
+
+    def _quit_operation(self) -> Generator[Request, None, None]:
+        yield from self._quit_and_close()
+
+    # --- steps ------------------------------------------------------------------------------------
+
+    def _command(self, command: Command) -> Generator[Request, None, ReplyReceived]:
+        yield from self._write(command)
+        return (yield from self._expect())
+
+    def _write(self, *commands: Command) -> Generator[Request, None, None]:
+        data = b"".join(self._conn.send(command) for command in commands)
+        for command in commands:
+            self._emit("C", command.trace_text())
+        phase = commands[0].phase
+        yield Write(data=data, timeout=self._timeouts[phase], phase=phase)
+
+    def _write_data(self, data: bytes) -> Generator[Request, None, None]:
+        encoded = self._conn.send_data(data) + self._conn.end_data()
+        if data:
+            self._emit("C", f"<message data: {len(encoded) - 3} octets>")
+        self._emit("C", ".")
+        yield Write(data=encoded, timeout=self._timeouts["data_block"], phase="data_block")
+
+    def _expect(self) -> Generator[Request, None, ReplyReceived]:
+        # The next reply; a 421 to anything ends the session (RFC 5321 section 3.8).
+        answer = yield from self._receive()
+        if outcome_of(answer.reply.code) is Outcome.CLOSING:
+            yield Close()
+            raise TransientReplyError(answer.reply, answer.command)
+        return answer
+
+    def _receive(self) -> Generator[Request, None, ReplyReceived]:
+        while True:
+            phase = self._conn.awaited_phase or "command"
+            event = self._conn.next_event()
+            if event is NEED_DATA:
+                yield Read(timeout=self._timeouts[phase], phase=phase)
+                continue
+            if isinstance(event, ConnectionClosed):  # pragma: no cover - only called while a reply is due
+                raise RemoteProtocolError("the server closed the connection")
+            for line in event.reply.wire_lines():
+                self._emit("S", line)
+            return event
+
+    def _reset(self) -> Generator[Request, None, None]:
+        answer = yield from self._command(Rset())
+        if not answer.reply.is_positive:
+            # RFC 5321 section 4.1.1.5: RSET cannot fail; a server that says otherwise cannot be
+            # trusted with the next transaction.
+            yield from self._quit_and_close()
+            raise RemoteProtocolError(f"the server refused RSET: {answer.reply}")
+
+    def _quit_and_close(self) -> Generator[Request, None, None]:
+        try:
+            yield from self._write(Quit())
+            yield from self._receive()
+        except SMTPError:
+            pass  # many servers hang up instead of answering QUIT; the session ends either way
+        yield Close()
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _with_sendto_domain(self, recipient: str) -> str:
+        if "@" in recipient:
+            return recipient
+        if self._sendto_domain is None:
+            if recipient.lower() == "postmaster":
+                return recipient  # RFC 5321 section 4.1.1.3 allows the bare <Postmaster>
+            raise LocalProtocolError(
+                f"recipient {recipient!r} has no domain; give sendto_domain to add one"
+            )
+        return f"{recipient}@{self._sendto_domain}"
+
+    def _report_failure(self, failure: SMTPError) -> Request:
+        if not self._closed:
+            self._closed = True
+            return Close()
+        if not self._failure_reported:
+            self._failure_reported = True
+            raise failure
+        raise LocalProtocolError(f"the session is no longer usable: {failure}")
+
+    def _check_alive(self) -> None:
+        if self._failure is not None:
+            raise LocalProtocolError(f"the session is no longer usable: {self._failure}")
+
+    def _check_ready(self, what: str) -> None:
+        self._check_alive()
+        if self._closed:
+            raise LocalProtocolError(f"cannot {what}: the session is closed")
+        if not self._ready:
+            raise LocalProtocolError(f"cannot {what} before the current operation is done")
+
+    def _note(self, text: str) -> None:
+        self._emit("*", text)
+
+    def _emit(self, direction: TraceDirection, text: str) -> None:
+        if self._trace is not None:
+            self._trace(TraceLine(direction=direction, text=text))
