@@ -1,6 +1,7 @@
 # smtp-sansio developer tasks.  Everything runs in the virtual environment .venv, created on demand.
 #
 #   make demo        send a message through a throwaway local SMTP server (with STARTTLS)
+#   make bench       compare smtp-sansio with smtplib and aiosmtplib (benchmarks/run.py; minutes)
 #   make check       lint, type-check, test (with >= 95% branch coverage of the core), build the docs
 #   make lint | typecheck | test | docs    one step of `check`
 #   make clean       remove build and test artefacts;  make distclean  also removes .venv
@@ -18,7 +19,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
 .DEFAULT_GOAL := check
-.PHONY: demo check lint typecheck test docs clean distclean
+.PHONY: demo bench check lint typecheck test docs clean distclean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,13 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/smtp-sansio demo
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(PIP) install --disable-pip-version-check -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run.py
 
 check: lint typecheck test docs
 

@@ -277,7 +277,7 @@ class SMTPClient:
     def _write(self, request: Write) -> None:
         sock = self._require_socket()
         try:
-            sock.settimeout(request.timeout)
+            _set_timeout(sock, request.timeout)
             sock.sendall(request.data)
         except TimeoutError:
             raise self._timed_out(request.phase) from None
@@ -291,7 +291,7 @@ class SMTPClient:
     def _read(self, request: Read) -> bytes:
         sock = self._require_socket()
         try:
-            sock.settimeout(request.timeout)
+            _set_timeout(sock, request.timeout)
             return sock.recv(_READ_SIZE)
         except TimeoutError:
             raise self._timed_out(request.phase) from None
@@ -394,6 +394,12 @@ def send_message(
     )
     with client:
         return client.send_message(message, sender=sender, recipients=recipients)
+
+
+def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
+    # settimeout() costs a system call each time; most requests repeat the previous timeout.
+    if sock.gettimeout() != timeout:
+        sock.settimeout(timeout)
 
 
 def _ssl_reason(exc: ssl.SSLError) -> str:

@@ -103,7 +103,8 @@ def message_needs_smtputf8(data: bytes) -> bool:
     Returns:
         ``True`` if any octet of the header section is outside US-ASCII.
     """
-    return not data[: _parse_header_section(data)[1]].isascii()
+    # Most mail is ASCII throughout; only other mail needs the header section found.
+    return not data.isascii() and not data[: _parse_header_section(data)[1]].isascii()
 
 
 def envelope_from_bytes(

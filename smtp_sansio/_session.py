@@ -461,8 +461,9 @@ class Session:
 
     def _write(self, *commands: Command) -> Generator[Request, None, None]:
         data = b"".join(self._conn.send(command) for command in commands)
-        for command in commands:
-            self._emit("C", command.trace_text())
+        if self._trace is not None:
+            for command in commands:
+                self._emit("C", command.trace_text())
         phase = commands[0].phase
         yield Write(data=data, timeout=self._timeouts[phase], phase=phase)
 
@@ -490,8 +491,9 @@ class Session:
                 continue
             if isinstance(event, ConnectionClosed):  # pragma: no cover - only called while a reply is due
                 raise RemoteProtocolError("the server closed the connection")
-            for line in event.reply.wire_lines():
-                self._emit("S", line)
+            if self._trace is not None:
+                for line in event.reply.wire_lines():
+                    self._emit("S", line)
             return event
 
     def _reset(self) -> Generator[Request, None, None]:
