@@ -19,8 +19,6 @@ from typing import TextIO
 from smtp_sansio import (
     TLS_MODES,
     LocalProtocolError,
-    Session,
-    TimeoutSpec,
     TLSMode,
     TraceLine,
     validate_domain,
@@ -38,7 +36,6 @@ __all__ = [
     "resolve_port",
     "resolve_server_options",
     "resolve_tls_mode",
-    "session_factory",
     "stream_logger",
     "tls_context_verifies",
     "trace_callback",
@@ -251,51 +248,6 @@ def resolve_server_options(
         tls_verified=tls_context_verifies(ssl_context),
         local_hostname=resolve_local_hostname(local_hostname),
     )
-
-
-def session_factory(
-    options: ServerOptions,
-    *,
-    sendto_domain: str | None,
-    verb: bool,
-    trace: TraceOption,
-    timeout: TimeoutSpec,
-) -> Callable[[str], Session]:
-    """Check the session options now, and return a function that makes the session of a connection.
-
-    Every adapter builds its :class:`~smtp_sansio.Session` only once connected, because the default
-    EHLO name may be the address literal of the local end (:func:`resolve_local_hostname`); the
-    options are still checked here, so that a bad one fails before any connection is made.
-
-    Args:
-        options: the resolved connection options.
-        sendto_domain: see :class:`~smtp_sansio.Session`.
-        verb: see :class:`~smtp_sansio.Session`.
-        trace: see :func:`trace_callback`.
-        timeout: see :class:`~smtp_sansio.Session`.
-
-    Returns:
-        A function taking the local IP address of the connection and returning a new session.
-
-    Raises:
-        LocalProtocolError: an option is invalid.
-    """
-    callback = trace_callback(trace)
-
-    def new_session(local_address: str) -> Session:
-        return Session(
-            server_hostname=options.host,
-            local_hostname=options.local_hostname or address_literal(local_address),
-            tls=options.tls,
-            tls_verified=options.tls_verified,
-            verb=verb,
-            sendto_domain=sendto_domain,
-            timeout=timeout,
-            trace=callback,
-        )
-
-    new_session("127.0.0.1")  # validates; the real session is made per connection
-    return new_session
 
 
 def trace_callback(trace: TraceOption) -> Callable[[TraceLine], None] | None:

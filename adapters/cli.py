@@ -25,6 +25,7 @@ sysexits.h, so that a mail program can tell a message to retry from one to bounc
 75    temporary failure: a 4xx reply, the server unreachable, a timeout -- try again later
 76    the server broke the SMTP protocol
 77    security: TLS required but not available, certificate not accepted, authentication
+      refused, credentials missing or in a file others can read
 ====  ===================================================================================
 """
 
@@ -35,7 +36,7 @@ import logging
 import ssl
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from smtp_sansio import (
     TLS_MODES,
@@ -54,7 +55,9 @@ from smtp_sansio import (
     envelope_from_bytes,
 )
 
+from ._netrc import CredentialsError, default_netrc_path
 from ._options import stream_logger
+from ._prompt import password_from_command, terminal_ask
 from .sync import SMTPClient
 
 __all__ = ["main"]
@@ -145,6 +148,28 @@ def _send_parser() -> _Parser:
     parser.add_argument("--verb", action="store_true", help="ask the server for verbose delivery (VERB)")
     parser.add_argument("--trace", action="store_true", help="print the SMTP dialogue on standard error")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="limit for every protocol phase")
+    auth = parser.add_argument_group(
+        "authentication", "Passwords are never taken as arguments: they come from a command, a netrc or "
+        "authinfo file, or the terminal."
+    )
+    auth.add_argument("--user", metavar="USER", help="authenticate as USER (password asked for if not found)")
+    auth.add_argument(
+        "--password-cmd", metavar="CMD", help="run CMD with /bin/sh; its first line of output is the password"
+    )
+    auth.add_argument(
+        "--oauth-token-cmd", metavar="CMD", help="run CMD for a fresh OAuth 2 token (XOAUTH2, OAUTHBEARER)"
+    )
+    auth.add_argument(
+        "--netrc", nargs="?", const="", metavar="FILE",
+        help="credentials from a netrc/authinfo file (default: $NETRC, ~/.authinfo, ~/.netrc)",
+    )
+    auth.add_argument("--auth", metavar="MECH,...", help="SASL mechanisms in order of preference")
+    auth.add_argument("--client-cert", metavar="FILE", help="TLS client certificate (PEM)")
+    auth.add_argument("--client-key", metavar="FILE", help="its private key, if not in the certificate file")
+    auth.add_argument(
+        "--allow-insecure-auth", action="store_true",
+        help="allow credentials over plaintext or unverified TLS (never needed with a proper server)",
+    )
     return parser
 
 
@@ -225,7 +250,10 @@ def _send(argv: list[str], stderr: TextIO) -> int:
             verb=options.verb,
             trace=trace,
             timeout=options.timeout,
+            **_auth_options(options),
         )
+    except CredentialsError:
+        raise  # reported with its own status by _classify
     except LocalProtocolError as exc:
         raise _Failure(EX_USAGE, str(exc)) from None
 
@@ -252,6 +280,32 @@ def _send(argv: list[str], stderr: TextIO) -> int:
     return EX_OK
 
 
+def _auth_options(options: argparse.Namespace) -> dict[str, Any]:
+    # The authentication options of SMTPClient, from the command line.
+    auth: dict[str, Any] = {
+        "username": options.user,
+        "ask": terminal_ask,
+        "allow_insecure_auth": options.allow_insecure_auth,
+    }
+    if options.password_cmd is not None:
+        auth["password"] = password_from_command(options.password_cmd)
+    if options.oauth_token_cmd is not None:
+        command = options.oauth_token_cmd
+        auth["oauth_token"] = lambda: password_from_command(command)
+    if options.netrc is not None:
+        path = options.netrc or default_netrc_path()
+        if path is None:
+            raise CredentialsError("--netrc: no $NETRC, ~/.authinfo or ~/.netrc to read")
+        auth["credentials"] = path
+    if options.auth is not None:
+        auth["auth_mechanisms"] = [name.strip() for name in options.auth.split(",") if name.strip()]
+    if options.client_key is not None and options.client_cert is None:
+        raise _Failure(EX_USAGE, "--client-key needs --client-cert")
+    if options.client_cert is not None:
+        auth["client_cert"] = (options.client_cert, options.client_key)
+    return auth
+
+
 def _warn_refused(result: SendResult, stderr: TextIO) -> None:
     for recipient, reply in result.refused.items():
         print(f"{PROG}: warning: recipient {recipient} refused: {_reply_text(reply)}", file=stderr)
@@ -262,7 +316,7 @@ def _classify(exc: SMTPError) -> tuple[int, str]:
     message = _oneline(str(exc))
     if isinstance(exc, SMTPTimeoutError | SMTPConnectError | TransientReplyError):
         return EX_TEMPFAIL, message
-    if isinstance(exc, SecurityError | AuthenticationError):
+    if isinstance(exc, SecurityError | AuthenticationError | CredentialsError):
         return EX_NOPERM, message
     if isinstance(exc, RemoteProtocolError):
         return EX_PROTOCOL, message

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Sequence
 from email.message import Message
 from types import TracebackType
 from typing import TypeVar, cast
@@ -44,7 +45,9 @@ from smtp_sansio import (
     envelope_from_message,
 )
 
-from ._options import TraceOption, resolve_server_options, session_factory
+from ._client import ClientConfig, CredentialsOption
+from ._credentials import AskCallback, ClientCertOption, TokenProvider
+from ._options import TraceOption
 
 __all__ = ["SMTPClient", "send_message"]
 
@@ -83,9 +86,24 @@ class SMTPClient:
             a :class:`logging.Logger` to log to.
         timeout: seconds for every phase, a mapping of phase to seconds, or ``None`` for the
             RFC 5321 defaults (see :func:`smtp_sansio.resolve_timeouts`).
+        username: the user to authenticate as (with ``password`` or ``oauth_token``).
+        password: the password.  Never put it on a command line; see :doc:`/authentication`.
+        credentials: the seed's table of ``(host, port, user, password)`` rows, matched by the
+            host and port connected to (a ``None`` user or password is asked for with ``ask``), or
+            the path of a netrc/authinfo file (``machine HOST port PORT login USER password PASS``),
+            refused when others can read it.
+        ask: ``ask(what, host, port)`` returns a missing ``"username"`` or ``"password"``.
+        oauth_token: an OAuth 2 access token, or a function returning a fresh one, called for
+            every connection (XOAUTH2, OAUTHBEARER).
+        client_cert: a TLS client certificate: a PEM file with the key, a ``(certfile, keyfile)``
+            pair, or the seed's table of ``(host, port, keyfile, certfile)`` rows.  It is loaded into
+            ``ssl_context``.
+        auth_mechanisms: SASL mechanisms in order of preference (default: strongest first;
+            :data:`smtp_sansio.SEED_MECHANISMS` is Emacs' order).
+        allow_insecure_auth: allow credentials over plaintext or unverified TLS (off by default).
 
     Raises:
-        LocalProtocolError: an option is invalid.
+        LocalProtocolError: an option is invalid (``CredentialsError`` for credentials).
     """
 
     def __init__(
@@ -100,16 +118,24 @@ class SMTPClient:
         verb: bool = False,
         trace: TraceOption = False,
         timeout: TimeoutSpec = None,
+        username: str | None = None,
+        password: str | None = None,
+        credentials: CredentialsOption = None,
+        ask: AskCallback | None = None,
+        oauth_token: TokenProvider | None = None,
+        client_cert: ClientCertOption = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        allow_insecure_auth: bool = False,
     ) -> None:
-        options = resolve_server_options(
-            host=host, port=port, tls=tls, ssl_context=ssl_context, local_hostname=local_hostname
+        self._config = ClientConfig(
+            host=host, port=port, tls=tls, ssl_context=ssl_context, local_hostname=local_hostname,
+            sendto_domain=sendto_domain, verb=verb, trace=trace, timeout=timeout, username=username,
+            password=password, credentials=credentials, ask=ask, oauth_token=oauth_token,
+            client_cert=client_cert, auth_mechanisms=auth_mechanisms, allow_insecure_auth=allow_insecure_auth,
         )
-        self._options = options
-        self._new_session = session_factory(
-            options, sendto_domain=sendto_domain, verb=verb, trace=trace, timeout=timeout
-        )
+        self._options = self._config.server
         # Replaced on connect(), when the local address (a possible EHLO name) is known.
-        self._session = self._new_session(_LOOPBACK)
+        self._session = self._config.new_session(_LOOPBACK, None)
         self._sock: socket.socket | None = None
         self._state = "new"  # -> "open" -> "closed"
         self._failure: BaseException | None = None
@@ -123,6 +149,11 @@ class SMTPClient:
     def port(self) -> int:
         """The server's TCP port."""
         return self._options.port
+
+    @property
+    def authenticated(self) -> str | None:
+        """The SASL mechanism this connection authenticated with, or ``None``."""
+        return self._session.authenticated
 
     @property
     def capabilities(self) -> Capabilities:
@@ -157,6 +188,8 @@ class SMTPClient:
             SMTPTimeoutError: a phase took too long; the connection is closed.
             SecurityError: TLS was required and could not be established, or the certificate was
                 not accepted.
+            AuthenticationError: the server refused the credentials, or offers no usable mechanism.
+            CredentialsError: the credentials could not be found, read or completed.
             SMTPError: any other failure of the handshake (a 421 or 554 greeting, ...).
             LocalProtocolError: the client was already connected or closed.
         """
@@ -164,7 +197,13 @@ class SMTPClient:
             raise LocalProtocolError(f"this SMTPClient is already {self._state}; create a new one")
         self._state = "open"
         host, port = self._options.host, self._options.port
-        timeout = self._session.timeouts["connect"]
+        timeout = self._config.timeouts["connect"]
+        try:
+            # Before connecting: asking for a password must not keep a server waiting.
+            credentials = self._config.connection_credentials()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except TimeoutError:
@@ -174,7 +213,7 @@ class SMTPClient:
             reason = exc.strerror or str(exc)
             raise self._fail(SMTPConnectError(f"cannot connect to {host}:{port}: {reason}")) from exc
         self._sock = sock
-        self._session = self._new_session(sock.getsockname()[0])
+        self._session = self._config.new_session(sock.getsockname()[0], credentials)
         if self._options.tls == "implicit":
             # RFC 8314 section 3.3: TLS starts on connect; the handshake counts as connecting.
             self._sock = self._handshake(sock, timeout, "connect")
@@ -358,6 +397,14 @@ def send_message(
     verb: bool = False,
     trace: TraceOption = False,
     timeout: TimeoutSpec = None,
+    username: str | None = None,
+    password: str | None = None,
+    credentials: CredentialsOption = None,
+    ask: AskCallback | None = None,
+    oauth_token: TokenProvider | None = None,
+    client_cert: ClientCertOption = None,
+    auth_mechanisms: Sequence[str] | None = None,
+    allow_insecure_auth: bool = False,
 ) -> SendResult:
     """Connect, send one message, and quit.
 
@@ -374,6 +421,14 @@ def send_message(
         verb: see :class:`SMTPClient`.
         trace: see :class:`SMTPClient`.
         timeout: see :class:`SMTPClient`.
+        username: see :class:`SMTPClient`.
+        password: see :class:`SMTPClient`.
+        credentials: see :class:`SMTPClient`.
+        ask: see :class:`SMTPClient`.
+        oauth_token: see :class:`SMTPClient`.
+        client_cert: see :class:`SMTPClient`.
+        auth_mechanisms: see :class:`SMTPClient`.
+        allow_insecure_auth: see :class:`SMTPClient`.
 
     Returns:
         The accepted and refused recipients and the server's final reply.
@@ -391,6 +446,14 @@ def send_message(
         verb=verb,
         trace=trace,
         timeout=timeout,
+        username=username,
+        password=password,
+        credentials=credentials,
+        ask=ask,
+        oauth_token=oauth_token,
+        client_cert=client_cert,
+        auth_mechanisms=auth_mechanisms,
+        allow_insecure_auth=allow_insecure_auth,
     )
     with client:
         return client.send_message(message, sender=sender, recipients=recipients)

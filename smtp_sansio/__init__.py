@@ -6,6 +6,8 @@ Three layers, each usable on its own:
   transactions, QUIT) that tells an adapter what to do through five requests: :class:`Write`,
   :class:`Read`, :class:`StartTLS`, :class:`Close` and :class:`Done`.  The bundled adapters in
   :mod:`smtp_sansio.adapters` drive it with sockets, asyncio or trio.
+* the SASL mechanisms (:class:`Plain`, :class:`ScramSha256`, ...): small synchronous step
+  objects, run by the session with the :class:`Credentials` it is given.
 * :class:`Connection` -- the protocol itself, h11-style: commands in, bytes out; bytes in, events
   out; every transition in one table; pipelined replies paired with their commands in order.
 * the values both are made of: commands that cannot be built invalid (:class:`Mail`,
@@ -17,6 +19,7 @@ Every error is an :class:`SMTPError`.
 
 from __future__ import annotations
 
+from ._auth import DEFAULT_PREFERENCE, Credentials
 from ._capabilities import Capabilities
 from ._commands import (
     Auth,
@@ -61,6 +64,23 @@ from ._errors import (
 from ._replies import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES, Reply, ReplyReader
 from ._requests import Close, Done, Read, Request, StartTLS, Write
 from ._results import SendResult, TraceDirection, TraceLine
+from ._sasl import (
+    DEFAULT_MECHANISMS,
+    KNOWN_MECHANISMS,
+    MAX_CHALLENGES,
+    SEED_MECHANISMS,
+    TOKEN_MECHANISMS,
+    CramMD5,
+    External,
+    Login,
+    Mechanism,
+    OAuthBearer,
+    Plain,
+    ScramSha1,
+    ScramSha256,
+    XOAuth2,
+    saslprep,
+)
 from ._session import TLS_MODES, Session, TLSMode
 from ._state import State
 from ._timeouts import DEFAULT_TIMEOUTS, PHASES, TimeoutSpec, resolve_timeouts
@@ -70,10 +90,16 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_MAX_REPLY_LINES",
+    "DEFAULT_MECHANISMS",
+    "DEFAULT_PREFERENCE",
     "DEFAULT_TIMEOUTS",
+    "KNOWN_MECHANISMS",
+    "MAX_CHALLENGES",
     "NEED_DATA",
     "PHASES",
+    "SEED_MECHANISMS",
     "TLS_MODES",
+    "TOKEN_MECHANISMS",
     "Auth",
     "AuthResponse",
     "AuthenticationError",
@@ -82,19 +108,26 @@ __all__ = [
     "Command",
     "Connection",
     "ConnectionClosed",
+    "CramMD5",
+    "Credentials",
     "Data",
     "DataEncoder",
     "Done",
     "Ehlo",
     "Envelope",
     "Event",
+    "External",
     "Helo",
     "Lhlo",
     "LocalProtocolError",
+    "Login",
     "Mail",
+    "Mechanism",
     "NeedData",
     "Noop",
+    "OAuthBearer",
     "PermanentReplyError",
+    "Plain",
     "Quit",
     "Rcpt",
     "Read",
@@ -108,6 +141,8 @@ __all__ = [
     "SMTPConnectError",
     "SMTPError",
     "SMTPTimeoutError",
+    "ScramSha1",
+    "ScramSha256",
     "SecurityError",
     "SendResult",
     "Session",
@@ -122,12 +157,14 @@ __all__ = [
     "Verb",
     "Vrfy",
     "Write",
+    "XOAuth2",
     "encode_data",
     "envelope_from_bytes",
     "envelope_from_message",
     "message_needs_smtputf8",
     "needs_smtputf8",
     "resolve_timeouts",
+    "saslprep",
     "validate_domain",
     "validate_mailbox",
 ]

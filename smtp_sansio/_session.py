@@ -15,17 +15,32 @@ exception is a refused transaction: the session resets it and stays usable for t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ._abnf import FORBIDDEN_CONTROL
+from ._auth import Credentials, build_mechanism, choose_mechanism, mechanism_preference, run_exchange
 from ._capabilities import Capabilities
-from ._commands import Command, Data, Ehlo, Helo, Mail, Quit, Rcpt, Rset, Starttls, Verb, validate_domain
+from ._commands import (
+    REDACTED,
+    Command,
+    Data,
+    Ehlo,
+    Helo,
+    Mail,
+    Quit,
+    Rcpt,
+    Rset,
+    Starttls,
+    Verb,
+    validate_domain,
+)
 from ._connection import NEED_DATA, Connection, ConnectionClosed, ReplyReceived
 from ._data import DEFAULT_MAX_LINE_LENGTH, DataEncoder, encode_data
 from ._envelope import Envelope, dedupe_addresses, message_needs_smtputf8, needs_smtputf8
 from ._errors import (
+    AuthenticationError,
     LocalProtocolError,
     PermanentReplyError,
     RemoteProtocolError,
@@ -56,6 +71,9 @@ class _Refused:
     # Returned (not raised) by a transaction the server refused, once the session has reset it: the
     # session stays usable and next_request raises ``error`` without ending it.
     error: ReplyError
+
+
+_AUTH_VERBS = frozenset({"AUTH", "AUTH-RESPONSE"})
 
 
 def _reply_error(reply: Reply, command: str | None, refused: Mapping[str, Reply] | None = None) -> ReplyError:
@@ -91,6 +109,18 @@ class Session:
         trace: called with a :class:`~smtp_sansio.TraceLine` for every line sent and received.
         max_data_line_length: the longest line of message data accepted, in octets without CRLF
             (RFC 5321 section 4.5.3.1.6 says 998); ``None`` disables the check.
+        credentials: authenticate with these after TLS (Emacs' ``smtpmail-auth-credentials``,
+            resolved for this server by the adapter).  Without them no AUTH is sent.
+        auth_mechanisms: SASL mechanism names in order of preference; default
+            :data:`~smtp_sansio.DEFAULT_PREFERENCE` (strongest first).  The first one the server
+            offers and the credentials allow is used, and only that one: a refusal is final.
+        allow_insecure_auth: allow authenticating over plaintext or over TLS whose certificate
+            was not verified.  Off by default: credentials are then refused with
+            :class:`~smtp_sansio.SecurityError` before a byte of them is sent.
+        client_certificate: the adapter presents a TLS client certificate (needed for EXTERNAL).
+        nonce: returns a fresh, unpredictable client nonce (printable ASCII, no comma) for SCRAM;
+            the core has no randomness of its own.  Without it SCRAM is never chosen.
+        server_port: the port connected to, for OAUTHBEARER's host and port fields.
 
     Raises:
         LocalProtocolError: an argument is invalid.
@@ -109,6 +139,12 @@ class Session:
         timeout: TimeoutSpec = None,
         trace: Callable[[TraceLine], None] | None = None,
         max_data_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+        credentials: Credentials | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        allow_insecure_auth: bool = False,
+        client_certificate: bool = False,
+        nonce: Callable[[], str] | None = None,
+        server_port: int | None = None,
     ) -> None:
         if tls not in TLS_MODES:
             raise LocalProtocolError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
@@ -118,6 +154,15 @@ class Session:
         if sendto_domain is not None:
             validate_domain(sendto_domain, what="sendto domain")
         DataEncoder(max_line_length=max_data_line_length)  # checks the limit now, not at the first message
+        if credentials is not None and not isinstance(credentials, Credentials):
+            raise LocalProtocolError(f"credentials must be Credentials, not {type(credentials).__name__}")
+        self._auth_preference = mechanism_preference(auth_mechanisms)
+        self._credentials = credentials
+        self._allow_insecure_auth = allow_insecure_auth
+        self._client_certificate = client_certificate
+        self._nonce = nonce
+        self._server_port = server_port
+        self._authenticated: str | None = None
         self._server_hostname = server_hostname
         self._local_hostname = local_hostname
         self._tls_mode: TLSMode = tls
@@ -162,6 +207,11 @@ class Session:
     def certificate_verified(self) -> bool:
         """True if the connection is TLS and the adapter verified the certificate and host name."""
         return self._verified
+
+    @property
+    def authenticated(self) -> str | None:
+        """The SASL mechanism the session authenticated with, or ``None``."""
+        return self._authenticated
 
     @property
     def closed(self) -> bool:
@@ -355,6 +405,8 @@ class Session:
             raise error
         yield from self._hello()
         yield from self._negotiate_tls()
+        if self._credentials is not None:
+            yield from self._authenticate(self._credentials)
         if self._verb:
             # Not in any RFC; servers that do not know VERB say so, which changes nothing.
             yield from self._command(Verb())
@@ -402,6 +454,51 @@ class Session:
         self._capabilities = Capabilities()
         yield StartTLS(server_hostname=self._server_hostname, timeout=self._timeouts["starttls"])
         yield from self._hello()
+
+    def _authenticate(self, credentials: Credentials) -> Generator[Request, None, None]:
+        host = self._server_hostname
+        try:
+            if not (self._encrypted and self._verified) and not self._allow_insecure_auth:
+                protection = "TLS whose certificate was not verified" if self._encrypted else "plaintext"
+                raise SecurityError(
+                    f"refusing to send credentials to {host} over {protection} "
+                    "(allow_insecure_auth=True permits it)"
+                )
+            if "AUTH" not in self._capabilities:
+                raise AuthenticationError(f"credentials were given, but {host} does not offer AUTH")
+            offered = self._capabilities.auth_mechanisms
+            name = choose_mechanism(
+                offered, self._auth_preference, credentials,
+                client_certificate=self._client_certificate, nonce=self._nonce is not None,
+            )
+            if name is None:
+                raise AuthenticationError(
+                    f"no usable SASL mechanism: {host} offers {' '.join(offered) or 'none'}, the client "
+                    f"would use {' '.join(self._auth_preference)} with the credentials given"
+                )
+            mechanism = build_mechanism(
+                name, credentials, nonce=self._nonce, host=host, port=self._server_port
+            )
+            final = yield from run_exchange(mechanism, self._command, host=host)
+            if final.reply.is_positive:
+                mechanism.finish()  # SCRAM: the server must have proved it knows the password
+        except (AuthenticationError, SecurityError, LocalProtocolError):
+            yield from self._quit_and_close()
+            raise
+        if final.reply.is_positive:
+            self._authenticated = name
+            self._note(f"authenticated to {host} with {name}")
+            return
+        yield from self._quit_and_close()
+        if final.reply.is_transient:
+            # 454 and other 4xx: a temporary failure of the server, not of the credentials.
+            raise TransientReplyError(final.reply, final.command)
+        # RFC 4954 section 6: 535 and the other 5xx are final; no weaker mechanism is tried.
+        raise AuthenticationError(
+            f"{host} refused the credentials of {credentials.username or 'the client certificate'} "
+            f"with {name}: {final.reply}{mechanism.server_error_text()}",
+            reply=final.reply,
+        )
 
     def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> Generator[Request, None, object]:
         data_answer: ReplyReceived | None = None
@@ -492,8 +589,13 @@ class Session:
             if isinstance(event, ConnectionClosed):  # pragma: no cover - only called while a reply is due
                 raise RemoteProtocolError("the server closed the connection")
             if self._trace is not None:
-                for line in event.reply.wire_lines():
-                    self._emit("S", line)
+                if event.verb in _AUTH_VERBS and event.reply.code == 334:
+                    # A challenge, with what the exchange derived from the password (a SCRAM server
+                    # signature lets anyone who has it test guesses offline): never traced.
+                    self._emit("S", f"334 {REDACTED}")
+                else:
+                    for line in event.reply.wire_lines():
+                        self._emit("S", line)
             return event
 
     def _reset(self) -> Generator[Request, None, None]:

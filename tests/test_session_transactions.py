@@ -9,7 +9,7 @@ test shows by sending the next message on the same session.
 from __future__ import annotations
 
 import pytest
-from test_session import (
+from session_driver import (
     ALICE,
     BOB,
     CAROL,
@@ -30,7 +30,6 @@ from test_session import (
     plain_steps,
     ready_session,
 )
-from test_session import split as split  # the chunking fixture
 
 from smtp_sansio import (
     Envelope,
