@@ -92,6 +92,18 @@ class _Failure(Exception):
         self.message = message
 
 
+class _RefusePassword(argparse.Action):
+    # --password VALUE would show the password to every user of the machine (ps, /proc) and keep
+    # it in the shell's history; argparse's own error would even repeat it (--password=VALUE).
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> NoReturn:
+        raise _Failure(
+            EX_USAGE,
+            f"{option_string} is not accepted: a password is never taken as an argument "
+            "(use --password-cmd, --netrc, or type it when asked)",
+        )
+
+
 class _Parser(argparse.ArgumentParser):
     # argparse would print a usage message and exit with status 2; sendmail's callers expect 64.
     def error(self, message: str) -> NoReturn:
@@ -156,6 +168,7 @@ def _send_parser() -> _Parser:
     auth.add_argument(
         "--password-cmd", metavar="CMD", help="run CMD with /bin/sh; its first line of output is the password"
     )
+    auth.add_argument("--password", "--pass", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     auth.add_argument(
         "--oauth-token-cmd", metavar="CMD", help="run CMD for a fresh OAuth 2 token (XOAUTH2, OAUTHBEARER)"
     )
@@ -284,7 +297,7 @@ def _auth_options(options: argparse.Namespace) -> dict[str, Any]:
     # The authentication options of SMTPClient, from the command line.
     auth: dict[str, Any] = {
         "username": options.user,
-        "ask": terminal_ask,
+        "ask": _ask_at_terminal,
         "allow_insecure_auth": options.allow_insecure_auth,
     }
     if options.password_cmd is not None:
@@ -304,6 +317,18 @@ def _auth_options(options: argparse.Namespace) -> dict[str, Any]:
     if options.client_cert is not None:
         auth["client_cert"] = (options.client_cert, options.client_key)
     return auth
+
+
+def _ask_at_terminal(what: str, host: str, port: int) -> str:
+    # terminal_ask, with a failure worded for the command line rather than for the API: without
+    # it, the error would suggest password= or ask=, which a command line user cannot give.
+    answer = terminal_ask(what, host, port)
+    if answer is None:
+        source = "--user" if what == "username" else "--password-cmd or --netrc"
+        raise CredentialsError(
+            f"no {what} for {host}:{port}: none was typed, or there is no terminal to ask on (use {source})"
+        )
+    return answer
 
 
 def _warn_refused(result: SendResult, stderr: TextIO) -> None:

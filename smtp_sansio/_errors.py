@@ -113,10 +113,13 @@ class PermanentReplyError(ReplyError):
 
 
 class AuthenticationError(SMTPError):
-    """Authentication failed: the server refused the credentials, or no usable mechanism exists.
+    """Authentication failed, for good: the server refused the credentials (535 or another 5xx to
+    AUTH), does not offer AUTH, offers no usable mechanism, or misbehaved during the exchange (a
+    SCRAM server that did not prove it knows the password, say).  A temporary failure of the
+    server (454 or another 4xx) is a :class:`TransientReplyError` instead.
 
     Attributes:
-        reply: the server's reply when it refused (535, 454, ...), else ``None``.
+        reply: the server's reply when it refused (535, 534, ...), else ``None``.
     """
 
     def __init__(self, message: str, *, reply: Reply | None = None) -> None:

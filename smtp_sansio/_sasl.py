@@ -466,7 +466,18 @@ class Scram(Mechanism):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ScramSha1(Scram):
-    """SCRAM-SHA-1 (RFC 5802); the arguments are those of :class:`Scram`."""
+    """SCRAM-SHA-1 (RFC 5802), without channel binding.
+
+    Args:
+        username: the user name, prepared with SASLprep as a query string (RFC 5802 section 5.1).
+        password: the password, prepared with SASLprep as a stored string (RFC 5802 section 2.2).
+        nonce: the client nonce: at least 16 printable ASCII characters other than ","; draw it
+            from a CSPRNG, afresh for every exchange.
+        authzid: the identity to act as, ``""`` for the username's own.
+
+    Raises:
+        LocalProtocolError: an argument is invalid, as for :class:`ScramSha256`.
+    """
 
     name: ClassVar[str] = "SCRAM-SHA-1"
     hash_name: ClassVar[str] = "SHA-1"
@@ -475,7 +486,23 @@ class ScramSha1(Scram):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ScramSha256(Scram):
-    """SCRAM-SHA-256 (RFC 7677); the arguments are those of :class:`Scram`."""
+    """SCRAM-SHA-256 (RFC 7677), without channel binding.
+
+    The client proves it knows the password without sending it, and the server must prove it knows
+    it too: :meth:`~Mechanism.finish` refuses a 235 until the server signature has been verified.
+
+    Args:
+        username: the user name, prepared with SASLprep as a query string (RFC 5802 section 5.1).
+        password: the password, prepared with SASLprep as a stored string (RFC 5802 section 2.2).
+        nonce: the client nonce: at least 16 printable ASCII characters other than ","; draw it
+            from a CSPRNG, afresh for every exchange.
+        authzid: the identity to act as, ``""`` for the username's own.
+
+    Raises:
+        LocalProtocolError: a value is not a str; the username is empty (before or after
+            SASLprep); SASLprep refuses the username or the password; the nonce is too short or
+            not printable; the authzid contains NUL.
+    """
 
     name: ClassVar[str] = "SCRAM-SHA-256"
     hash_name: ClassVar[str] = "SHA-256"
@@ -555,8 +582,8 @@ class XOAuth2(_OAuth):
     """XOAUTH2 (documented by Google and Microsoft, in no RFC): an OAuth 2.0 bearer token.
 
     A refused token draws a challenge, a JSON object (``status``, ``scope``, ...), which the client
-    answers with an empty response before the server replies 535; the object is kept in
-    :attr:`server_error`.
+    answers with an empty response before the server replies 535; the object is kept in the
+    ``server_error`` property (``None`` if none came or it did not parse).
 
     Args:
         username: the account's user name (its address).
@@ -582,7 +609,7 @@ class OAuthBearer(_OAuth):
 
     A refused token draws an error challenge, a JSON object (RFC 7628 section 3.2.2), which the
     client answers with a single ^A (section 3.2.3) before the server replies 535; the object is
-    kept in :attr:`server_error`.
+    kept in the ``server_error`` property (``None`` if none came or it did not parse).
 
     Args:
         username: the authorization identity of the gs2 header, ``""`` for none.
