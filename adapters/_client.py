@@ -99,6 +99,18 @@ class ClientConfig:
         self._allow_insecure_auth = allow_insecure_auth
         self.new_session("127.0.0.1", None)  # checks the session's own options now
 
+    @property
+    def credentials_may_block(self) -> bool:
+        """Whether :meth:`connection_credentials` may block: it reads a file, asks, or calls a provider.
+
+        An event loop adapter then calls it in a worker thread.
+        """
+        return (
+            isinstance(self._credentials, str | os.PathLike)
+            or self._ask is not None
+            or callable(self._oauth_token)
+        )
+
     def connection_credentials(self) -> Credentials | None:
         """What the next connection authenticates with; call it just before connecting.
 

@@ -1,13 +1,16 @@
-"""``smtp-sansio demo``: a complete STARTTLS submission on loopback, with the trace shown.
+"""``smtp-sansio demo``: a complete STARTTLS submission on loopback, with the trace shown, per adapter.
 
 It starts aiosmtpd on 127.0.0.1 with a certificate from a throwaway CA made in memory by trustme,
-sends one message through :class:`~smtp_sansio.adapters.sync.SMTPClient` with a client context that
-trusts that CA only (so the certificate really is verified), prints what the server received, and
-stops the server.  Both libraries come with the ``demo`` extra: ``pip install 'smtp-sansio[demo]'``.
+and sends the same message through each adapter -- :mod:`~smtp_sansio.adapters.sync`, then
+:mod:`~smtp_sansio.adapters.asyncio`, then :mod:`~smtp_sansio.adapters.trio` when trio is installed
+-- with a client context that trusts that CA only (so the certificate really is verified).  It
+prints each dialogue, what the server received, and stops the server.  The libraries come with the
+``demo`` extra: ``pip install 'smtp-sansio[demo]'``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -18,6 +21,9 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any, TextIO
 
+from smtp_sansio import SendResult
+
+from . import asyncio as asyncio_adapter
 from ._options import stream_logger
 from .sync import SMTPClient
 
@@ -60,31 +66,77 @@ def run_demo(out: TextIO, err: TextIO) -> int:
     handler = _Handler()
     with _quiet_server_logs(), _running(Controller, handler, server_context) as port:
         print(f"A demo SMTP server (aiosmtpd, STARTTLS) is listening on {_LOOPBACK}:{port}.", file=out)
-        print("Its certificate comes from a throwaway CA that only this client trusts.\n", file=out)
-        print("The SMTP dialogue (C: client, S: server):\n", file=out)
-        with SMTPClient(
-            _LOOPBACK,
-            port,
-            tls="starttls",
-            ssl_context=client_context,
-            local_hostname="client.example.org",
-            trace=stream_logger(out, indent="  "),
-            timeout=30,
-        ) as client:
+        print("Its certificate comes from a throwaway CA that only this client trusts.", file=out)
+        options: dict[str, Any] = {
+            "host": _LOOPBACK,
+            "port": port,
+            "tls": "starttls",
+            "ssl_context": client_context,
+            "local_hostname": "client.example.org",
+            "trace": stream_logger(out, indent="  "),
+            "timeout": 30,
+        }
+        _heading(out, "1. The blocking adapter, smtp_sansio.adapters.sync")
+        with SMTPClient(**options) as client:
             result = client.send_message(_sample_message())
+        _report(out, result)
+        first = handler.received[0]
+        _print_received(out, first)
 
+        _heading(out, "2. The asyncio adapter, smtp_sansio.adapters.asyncio: the same message")
+        _report(out, asyncio.run(_send_async(asyncio_adapter, options)))
+        _print_same(out, first, handler.received[-1])
+
+        try:
+            import trio
+
+            from . import trio as trio_adapter
+        except ImportError:
+            missing = "trio is not installed (pip install 'smtp-sansio[trio]')"
+            print(f"\n3. The trio adapter is not shown: {missing}.", file=out)
+        else:
+            _heading(out, "3. The trio adapter, smtp_sansio.adapters.trio: the same message")
+            _report(out, trio.run(_send_async, trio_adapter, options))
+            _print_same(out, first, handler.received[-1])
+    return 0
+
+
+async def _send_async(adapter: Any, options: dict[str, Any]) -> SendResult:
+    # The same code for both event loops: the adapters have the same names.
+    async with adapter.SMTPClient(**options) as client:
+        result: SendResult = await client.send_message(_sample_message())
+        return result
+
+
+def _heading(out: TextIO, title: str) -> None:
+    print(f"\n{title}\n\nThe SMTP dialogue (C: client, S: server):\n", file=out)
+
+
+def _report(out: TextIO, result: SendResult) -> None:
     print("\nResult:", file=out)
     print(f"  accepted: {', '.join(result.accepted)}", file=out)
     print(f"  final reply: {result.reply}", file=out)
-    for received in handler.received:
-        print("\nThe server received:", file=out)
-        print(f"  MAIL FROM:<{received['mail_from']}>", file=out)
-        for rcpt in received["rcpt_tos"]:
-            print(f"  RCPT TO:<{rcpt}>", file=out)
-        print("  message (note: no Bcc field):", file=out)
-        text = received["content"].decode("utf-8", "replace").replace("\r\n", "\n")
-        print(textwrap.indent(text, "  | ", lambda line: True), file=out, end="")
-    return 0
+
+
+def _print_received(out: TextIO, received: dict[str, Any]) -> None:
+    print("\nThe server received:", file=out)
+    print(f"  MAIL FROM:<{received['mail_from']}>", file=out)
+    for rcpt in received["rcpt_tos"]:
+        print(f"  RCPT TO:<{rcpt}>", file=out)
+    print("  message (note: no Bcc field):", file=out)
+    text = received["content"].decode("utf-8", "replace").replace("\r\n", "\n")
+    print(textwrap.indent(text, "  | ", lambda line: True), file=out, end="")
+
+
+def _print_same(out: TextIO, first: dict[str, Any], received: dict[str, Any]) -> None:
+    # Message-ID and Date differ from one message to the next; the rest must not.
+    def stable(content: bytes) -> list[bytes]:
+        return [line for line in content.splitlines() if not line.startswith((b"Message-ID:", b"Date:"))]
+
+    same = (received["mail_from"], received["rcpt_tos"], stable(received["content"])) == (
+        first["mail_from"], first["rcpt_tos"], stable(first["content"])
+    )
+    print(f"\nThe server received {'the same envelope and message' if same else 'something else'}.", file=out)
 
 
 def _sample_message() -> EmailMessage:

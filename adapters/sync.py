@@ -22,43 +22,19 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import Sequence
 from email.message import Message
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import Unpack, cast
 
-from smtp_sansio import (
-    Capabilities,
-    Close,
-    Done,
-    LocalProtocolError,
-    Read,
-    SecurityError,
-    SendResult,
-    SMTPConnectError,
-    SMTPError,
-    SMTPTimeoutError,
-    StartTLS,
-    TimeoutSpec,
-    Write,
-    envelope_from_bytes,
-    envelope_from_message,
-)
+from smtp_sansio import Close, Done, Read, SendResult, SMTPError, StartTLS, Write
 
-from ._client import ClientConfig, CredentialsOption
-from ._credentials import AskCallback, ClientCertOption, TokenProvider
-from ._options import TraceOption
+from ._base import READ_SIZE, ClientBase, ClientOptions, document_options
 
 __all__ = ["SMTPClient", "send_message"]
 
-_E = TypeVar("_E", bound=BaseException)
 
-# How much to ask the kernel for per read; the session bounds what it buffers, not this.
-_READ_SIZE = 65536
-_LOOPBACK = "127.0.0.1"
-
-
-class SMTPClient:
+@document_options
+class SMTPClient(ClientBase):
     """One SMTP connection, for one or many messages.
 
     Use it as a context manager: entering connects, reads the greeting, says EHLO and negotiates
@@ -68,97 +44,11 @@ class SMTPClient:
     :class:`~smtp_sansio.ReplyError` from :meth:`send_message`), the client cannot be used again:
     each later call raises :class:`~smtp_sansio.LocalProtocolError` naming the original error.
 
-    Args:
-        host: the server; default ``$SMTPSERVER``, else ``"localhost"``.  The certificate is
-            verified against this name, even when it is an IP address.
-        port: a number or a service name (``"submission"``); default by ``tls``: 587 for
-            ``"starttls"``, 465 for ``"implicit"``, 25 for ``"opportunistic"`` and ``"none"``.
-        tls: ``"starttls"`` (TLS required, the default), ``"implicit"`` (TLS from the first byte),
-            ``"opportunistic"`` (STARTTLS when offered, else plaintext) or ``"none"``.
-        ssl_context: the TLS context; default :func:`ssl.create_default_context`.  Whether it
-            verifies the chain and host name is passed to the session.
-        local_hostname: the EHLO/HELO name; default :func:`socket.getfqdn` when it is a valid
-            domain with a dot, else the address literal of the local end (``[192.0.2.1]``).
-        sendto_domain: a domain appended to recipients that have none (``bob`` becomes
-            ``bob@DOMAIN``).
-        verb: send VERB after the handshake (its failure is ignored).
-        trace: ``True`` to log every protocol line at INFO to the ``smtp_sansio.trace`` logger, or
-            a :class:`logging.Logger` to log to.
-        timeout: seconds for every phase, a mapping of phase to seconds, or ``None`` for the
-            RFC 5321 defaults (see :func:`smtp_sansio.resolve_timeouts`).
-        username: the user to authenticate as (with ``password`` or ``oauth_token``).
-        password: the password.  Never put it on a command line; see :doc:`/authentication`.
-        credentials: the seed's table of ``(host, port, user, password)`` rows, matched by the
-            host and port connected to (a ``None`` user or password is asked for with ``ask``), or
-            the path of a netrc/authinfo file (``machine HOST port PORT login USER password PASS``),
-            refused when others can read it.
-        ask: ``ask(what, host, port)`` returns a missing ``"username"`` or ``"password"``.
-        oauth_token: an OAuth 2 access token, or a function returning a fresh one, called for
-            every connection (XOAUTH2, OAUTHBEARER).
-        client_cert: a TLS client certificate: a PEM file with the key, a ``(certfile, keyfile)``
-            pair, or the seed's table of ``(host, port, keyfile, certfile)`` rows.  It is loaded into
-            ``ssl_context``.
-        auth_mechanisms: SASL mechanisms in order of preference (default: strongest first;
-            :data:`smtp_sansio.SEED_MECHANISMS` is Emacs' order).
-        allow_insecure_auth: allow credentials over plaintext or unverified TLS (off by default).
-
-    Raises:
-        LocalProtocolError: an option is invalid (``CredentialsError`` for credentials).
+    A client is for one thread at a time: it takes no lock.
     """
 
-    def __init__(
-        self,
-        host: str | None = None,
-        port: int | str | None = None,
-        *,
-        tls: str = "starttls",
-        ssl_context: ssl.SSLContext | None = None,
-        local_hostname: str | None = None,
-        sendto_domain: str | None = None,
-        verb: bool = False,
-        trace: TraceOption = False,
-        timeout: TimeoutSpec = None,
-        username: str | None = None,
-        password: str | None = None,
-        credentials: CredentialsOption = None,
-        ask: AskCallback | None = None,
-        oauth_token: TokenProvider | None = None,
-        client_cert: ClientCertOption = None,
-        auth_mechanisms: Sequence[str] | None = None,
-        allow_insecure_auth: bool = False,
-    ) -> None:
-        self._config = ClientConfig(
-            host=host, port=port, tls=tls, ssl_context=ssl_context, local_hostname=local_hostname,
-            sendto_domain=sendto_domain, verb=verb, trace=trace, timeout=timeout, username=username,
-            password=password, credentials=credentials, ask=ask, oauth_token=oauth_token,
-            client_cert=client_cert, auth_mechanisms=auth_mechanisms, allow_insecure_auth=allow_insecure_auth,
-        )
-        self._options = self._config.server
-        # Replaced on connect(), when the local address (a possible EHLO name) is known.
-        self._session = self._config.new_session(_LOOPBACK, None)
+    def _setup(self) -> None:
         self._sock: socket.socket | None = None
-        self._state = "new"  # -> "open" -> "closed"
-        self._failure: BaseException | None = None
-
-    @property
-    def host(self) -> str:
-        """The server's host name or address."""
-        return self._options.host
-
-    @property
-    def port(self) -> int:
-        """The server's TCP port."""
-        return self._options.port
-
-    @property
-    def authenticated(self) -> str | None:
-        """The SASL mechanism this connection authenticated with, or ``None``."""
-        return self._session.authenticated
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """What the server announced in its last EHLO reply."""
-        return self._session.capabilities
 
     def __enter__(self) -> SMTPClient:
         self.connect()
@@ -193,10 +83,8 @@ class SMTPClient:
             SMTPError: any other failure of the handshake (a 421 or 554 greeting, ...).
             LocalProtocolError: the client was already connected or closed.
         """
-        if self._state != "new":
-            raise LocalProtocolError(f"this SMTPClient is already {self._state}; create a new one")
-        self._state = "open"
-        host, port = self._options.host, self._options.port
+        self._begin_connect()
+        host, port = self.host, self.port
         timeout = self._config.timeouts["connect"]
         try:
             # Before connecting: asking for a password must not keep a server waiting.
@@ -207,11 +95,9 @@ class SMTPClient:
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except TimeoutError:
-            error = SMTPTimeoutError(f"connecting to {host}:{port} timed out", phase="connect")
-            raise self._fail(error) from None
+            raise self._connect_timed_out() from None
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise self._fail(SMTPConnectError(f"cannot connect to {host}:{port}: {reason}")) from exc
+            raise self._connect_error(exc) from exc
         self._sock = sock
         self._session = self._config.new_session(sock.getsockname()[0], credentials)
         if self._options.tls == "implicit":
@@ -246,16 +132,7 @@ class SMTPClient:
                 data); the connection stays usable.
             SMTPError: any other failure; the connection is closed.
         """
-        if self._state != "open":
-            what = "not connected: call connect() or use 'with SMTPClient(...)'"
-            if self._state == "closed":
-                what = "closed" if self._failure is None else f"no longer usable after: {self._failure}"
-            raise LocalProtocolError(f"this SMTPClient is {what}")
-        if isinstance(message, Message):
-            envelope, data = envelope_from_message(message, sender=sender, recipients=recipients)
-        else:
-            envelope, data = envelope_from_bytes(message, sender=sender, recipients=recipients)
-        self._session.send_message(envelope, data)
+        self._start_message(message, sender, recipients)
         return cast(SendResult, self._drive())
 
     def quit(self) -> None:
@@ -277,10 +154,7 @@ class SMTPClient:
 
     def close(self) -> None:
         """Close the connection without QUIT; the client cannot be used any more."""
-        if self._state != "closed" and not self._session.closed:
-            self._session.abort()
-        self._state = "closed"
-        self._close_socket()
+        self._mark_closed()
 
     # --- the loop ------------------------------------------------------------------------------------
 
@@ -289,12 +163,7 @@ class SMTPClient:
         try:
             return self._perform_requests()
         except BaseException as exc:
-            if isinstance(exc, SMTPError) and not self._session.closed:
-                raise  # a refused transaction: the session has reset it and stays usable
-            # Anything else (including an interrupt in the middle of a read) ends the connection:
-            # its state is unknown, so it must never be reused.
-            if self._state != "closed":
-                self._fail(exc)
+            self._after_error(exc)
             raise
 
     def _perform_requests(self) -> object:
@@ -309,7 +178,7 @@ class SMTPClient:
                 self._sock = self._handshake(self._require_socket(), request.timeout, request.phase)
                 session.tls_established(verified=self._options.tls_verified)
             elif isinstance(request, Close):
-                self._close_socket()
+                self._close_transport()
             elif isinstance(request, Done):
                 return request.result
 
@@ -321,7 +190,7 @@ class SMTPClient:
         except TimeoutError:
             raise self._timed_out(request.phase) from None
         except ssl.SSLError as exc:
-            raise self._fail(SecurityError(f"TLS failure with {self.host}: {_ssl_reason(exc)}")) from exc
+            raise self._tls_error(exc) from exc
         except OSError:
             # The server hung up.  Whatever it said before doing so is still readable, and the
             # next read reports the end of the connection to the session, which words the error.
@@ -331,53 +200,31 @@ class SMTPClient:
         sock = self._require_socket()
         try:
             _set_timeout(sock, request.timeout)
-            return sock.recv(_READ_SIZE)
+            return sock.recv(READ_SIZE)
         except TimeoutError:
             raise self._timed_out(request.phase) from None
         except ssl.SSLError as exc:
-            raise self._fail(SecurityError(f"TLS failure with {self.host}: {_ssl_reason(exc)}")) from exc
+            raise self._tls_error(exc) from exc
         except OSError:
             return b""  # reset by the peer: to the session, the connection has ended
 
     def _handshake(self, sock: socket.socket, timeout: float | None, phase: str) -> socket.socket:
-        host = self._options.host
         try:
             sock.settimeout(timeout)
             # The certificate is checked against the configured name, never the address connected
             # to (RFC 6125; a DNS answer is not authenticated).
-            return self._options.ssl_context.wrap_socket(sock, server_hostname=host)
+            return self._options.ssl_context.wrap_socket(sock, server_hostname=self.host)
         except TimeoutError:
             raise self._timed_out(phase) from None
-        except ssl.SSLCertVerificationError as exc:
-            reason = exc.verify_message or _ssl_reason(exc)
-            raise self._fail(SecurityError(f"certificate of {host} not accepted: {reason}")) from exc
-        except ssl.SSLError as exc:
-            raise self._fail(SecurityError(f"TLS handshake with {host} failed: {_ssl_reason(exc)}")) from exc
         except OSError as exc:
-            reason = exc.strerror or str(exc) or "connection closed"
-            raise self._fail(SecurityError(f"TLS handshake with {host} failed: {reason}")) from exc
-
-    # --- failure -------------------------------------------------------------------------------------
+            raise self._handshake_error(exc) from exc
 
     def _require_socket(self) -> socket.socket:
         if self._sock is None:
-            # The session asked for I/O after a Close: a bug in the core, not in the caller.
-            raise self._fail(LocalProtocolError("the session asked for I/O on a closed connection"))
+            raise self._no_connection()
         return self._sock
 
-    def _timed_out(self, phase: str) -> SMTPTimeoutError:
-        return self._fail(SMTPTimeoutError(f"{self.host}:{self.port} timed out during {phase}", phase=phase))
-
-    def _fail(self, exc: _E) -> _E:
-        # The connection is over: close it for good and remember why, for later calls.
-        self._failure = exc
-        self._state = "closed"
-        if not self._session.closed:
-            self._session.abort()
-        self._close_socket()
-        return exc
-
-    def _close_socket(self) -> None:
+    def _close_transport(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
@@ -388,23 +235,7 @@ def send_message(
     *,
     sender: str | None = None,
     recipients: list[str] | tuple[str, ...] | None = None,
-    host: str | None = None,
-    port: int | str | None = None,
-    tls: str = "starttls",
-    ssl_context: ssl.SSLContext | None = None,
-    local_hostname: str | None = None,
-    sendto_domain: str | None = None,
-    verb: bool = False,
-    trace: TraceOption = False,
-    timeout: TimeoutSpec = None,
-    username: str | None = None,
-    password: str | None = None,
-    credentials: CredentialsOption = None,
-    ask: AskCallback | None = None,
-    oauth_token: TokenProvider | None = None,
-    client_cert: ClientCertOption = None,
-    auth_mechanisms: Sequence[str] | None = None,
-    allow_insecure_auth: bool = False,
+    **options: Unpack[ClientOptions],
 ) -> SendResult:
     """Connect, send one message, and quit.
 
@@ -412,23 +243,7 @@ def send_message(
         message: an :class:`email.message.Message` or the message as bytes.
         sender: the envelope sender; default the Sender or From header.
         recipients: the envelope recipients; default every To, Cc and Bcc address.
-        host: see :class:`SMTPClient`.
-        port: see :class:`SMTPClient`.
-        tls: see :class:`SMTPClient`.
-        ssl_context: see :class:`SMTPClient`.
-        local_hostname: see :class:`SMTPClient`.
-        sendto_domain: see :class:`SMTPClient`.
-        verb: see :class:`SMTPClient`.
-        trace: see :class:`SMTPClient`.
-        timeout: see :class:`SMTPClient`.
-        username: see :class:`SMTPClient`.
-        password: see :class:`SMTPClient`.
-        credentials: see :class:`SMTPClient`.
-        ask: see :class:`SMTPClient`.
-        oauth_token: see :class:`SMTPClient`.
-        client_cert: see :class:`SMTPClient`.
-        auth_mechanisms: see :class:`SMTPClient`.
-        allow_insecure_auth: see :class:`SMTPClient`.
+        options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
 
     Returns:
         The accepted and refused recipients and the server's final reply.
@@ -436,26 +251,7 @@ def send_message(
     Raises:
         SMTPError: see :meth:`SMTPClient.connect` and :meth:`SMTPClient.send_message`.
     """
-    client = SMTPClient(
-        host,
-        port,
-        tls=tls,
-        ssl_context=ssl_context,
-        local_hostname=local_hostname,
-        sendto_domain=sendto_domain,
-        verb=verb,
-        trace=trace,
-        timeout=timeout,
-        username=username,
-        password=password,
-        credentials=credentials,
-        ask=ask,
-        oauth_token=oauth_token,
-        client_cert=client_cert,
-        auth_mechanisms=auth_mechanisms,
-        allow_insecure_auth=allow_insecure_auth,
-    )
-    with client:
+    with SMTPClient(**options) as client:
         return client.send_message(message, sender=sender, recipients=recipients)
 
 
@@ -463,7 +259,3 @@ def _set_timeout(sock: socket.socket, timeout: float | None) -> None:
     # settimeout() costs a system call each time; most requests repeat the previous timeout.
     if sock.gettimeout() != timeout:
         sock.settimeout(timeout)
-
-
-def _ssl_reason(exc: ssl.SSLError) -> str:
-    return str(exc.reason or exc.strerror or exc)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 
 #: Fixture modules of this directory, by module name (``"servers"`` for ``tests/servers.py``).
-pytest_plugins = ["servers", "postfix", "session_driver"]
+pytest_plugins = ["servers", "postfix", "session_driver", "adapters"]
 
 # Hypothesis' default per-example deadline is a timing assertion in disguise, and the machines the
 # suite runs on are small and shared: no deadline, and no health check that depends on speed.

@@ -236,6 +236,7 @@ def running_smtpd(
     verb: bool = False,
     mail_421: bool = False,
     server_cert: Any = None,
+    backlog: int = 16,
 ) -> Iterator[SMTPServer]:
     """Run aiosmtpd on 127.0.0.1 in a thread for the duration of a ``with`` block.
 
@@ -247,6 +248,7 @@ def running_smtpd(
         verb: accept VERB (otherwise it is answered 500).
         mail_421: answer MAIL with 421 and hang up.
         server_cert: the certificate to present (default ``certs.server``).
+        backlog: how many connections may wait to be accepted (raise it for many at once).
 
     Yields:
         The running server.
@@ -273,7 +275,7 @@ def running_smtpd(
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((LOOPBACK, 0))
-    listener.listen(16)
+    listener.listen(backlog)
     port = listener.getsockname()[1]
 
     class BoundController(Controller):  # type: ignore[misc]

@@ -331,6 +331,14 @@ def test_demo(run):
     assert "MAIL FROM:<alice@example.org>" in lines
     assert "RCPT TO:<carol@example.org>" in lines
     assert "Bcc" not in "\n".join(line for line in lines if line.startswith("|"))
+    # The same message through each adapter, each with its dialogue.
+    headings = [line for line in lines if line[:3] in ("1. ", "2. ", "3. ")]
+    assert [heading.split(",")[1].split(":")[0].strip() for heading in headings] == [
+        f"smtp_sansio.adapters.{name}" for name in ("sync", "asyncio", "trio")
+    ]
+    assert lines.count("C: STARTTLS") == 3
+    assert lines.count("final reply: 250 2.0.0 message accepted for the demo") == 3
+    assert lines.count("The server received the same envelope and message.") == 2
     assert err == ""
 
 

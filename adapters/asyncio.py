@@ -1,0 +1,320 @@
+"""An asyncio adapter: the standard library's streams driving a :class:`~smtp_sansio.Session`.
+
+It offers what :mod:`smtp_sansio.adapters.sync` offers, by the same names and with the same options,
+results and errors; only the methods are coroutines::
+
+    from smtp_sansio.adapters.asyncio import SMTPClient, send_message
+
+    await send_message(msg, host="mail.example.org")        # one message, one connection
+
+    async with SMTPClient("mail.example.org") as client:     # many messages, one connection
+        for msg in messages:
+            await client.send_message(msg)
+
+Like the blocking adapter it makes no protocol decision: it performs the session's requests, each
+within the request's timeout (:func:`asyncio.timeout`), and upgrades the stream to TLS with
+:meth:`asyncio.StreamWriter.start_tls` for STARTTLS and for implicit TLS alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import ssl
+from email.message import Message
+from types import TracebackType
+from typing import Unpack, cast
+
+from smtp_sansio import Close, Done, Read, SendResult, SMTPError, StartTLS, Write
+
+from ._base import READ_SIZE, ClientBase, ClientOptions, document_options
+
+__all__ = ["SMTPClient", "send_message"]
+
+# Turns of the loop to wait for an aborted transport to close its socket; one is enough.
+_SETTLE_TURNS = 10
+
+
+@document_options
+class SMTPClient(ClientBase):
+    """One SMTP connection, for one or many messages, in an asyncio program.
+
+    Use it as an async context manager: entering connects, reads the greeting, says EHLO,
+    negotiates TLS and authenticates; leaving sends QUIT and closes the connection (always, even
+    when an exception or a cancellation propagates).
+
+    After any error that ends the connection (every error except a refused transaction, i.e. a
+    :class:`~smtp_sansio.ReplyError` from :meth:`send_message`), the client cannot be used again:
+    each later call raises :class:`~smtp_sansio.LocalProtocolError` naming the original error.
+    A timeout raises :class:`~smtp_sansio.SMTPTimeoutError` (also a :class:`TimeoutError`); a
+    timeout or a cancellation closes the connection before the exception leaves the client.
+
+    Tasks may share one client: :meth:`connect`, :meth:`send_message` and :meth:`quit` hold an
+    :class:`asyncio.Lock`, so their commands never interleave on the wire; the messages of several
+    tasks go one after the other.  :meth:`close` takes no lock: it ends the connection at once, and
+    a task waiting for the server gets :class:`~smtp_sansio.LocalProtocolError`.
+
+    The constructor checks the options without awaiting, as the blocking adapter does; that may
+    call :func:`socket.getfqdn` (give ``local_hostname`` to avoid it) and read certificate files.
+    The one-shot :func:`send_message` constructs its client in a worker thread.  Credentials that
+    may block (a netrc file, ``ask``, a token provider) are looked up in a worker thread before
+    each connection.
+    """
+
+    _WITH = "async with"
+
+    def _setup(self) -> None:
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._closing: list[asyncio.StreamWriter] = []  # aborted, whose socket may still be open
+
+    async def __aenter__(self) -> SMTPClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # As in the blocking adapter: every message's outcome is known, so a failing QUIT is not
+        # worth an exception.
+        try:
+            if self._state == "open":
+                await self.quit()
+        except SMTPError:
+            pass
+        finally:
+            await self.close()
+
+    async def connect(self) -> None:
+        """Connect, greet, negotiate TLS, authenticate and send VERB, as configured.
+
+        Raises:
+            SMTPConnectError: the server could not be reached.
+            SMTPTimeoutError: a phase took too long; the connection is closed.
+            SecurityError: TLS was required and could not be established, or the certificate was
+                not accepted.
+            AuthenticationError: the server refused the credentials, or offers no usable mechanism.
+            CredentialsError: the credentials could not be found, read or completed.
+            SMTPError: any other failure of the handshake (a 421 or 554 greeting, ...).
+            LocalProtocolError: the client was already connected or closed.
+        """
+        async with self._lock:
+            self._begin_connect()
+            try:
+                await self._open()
+            except BaseException as exc:
+                if self._state != "closed":
+                    self._fail(exc)
+                await self._settle()
+                raise
+            await self._drive()
+
+    async def send_message(
+        self,
+        message: Message | bytes,
+        *,
+        sender: str | None = None,
+        recipients: list[str] | tuple[str, ...] | None = None,
+    ) -> SendResult:
+        """Send one message over this connection; see :meth:`.sync.SMTPClient.send_message`.
+
+        Returns:
+            The accepted recipients, the refused ones with their replies, and the final reply.
+
+        Raises:
+            LocalProtocolError: the message or an address cannot be sent (nothing was sent), or
+                the client is not connected or no longer usable.
+            ReplyError: the server refused the transaction; the connection stays usable.
+            SMTPError: any other failure; the connection is closed.
+        """
+        async with self._lock:
+            self._start_message(message, sender, recipients)
+            return cast(SendResult, await self._drive())
+
+    async def quit(self) -> None:
+        """Send QUIT, read the reply and close the connection; nothing if already closed.
+
+        Raises:
+            SMTPError: the server did not answer QUIT properly; the connection is closed anyway.
+        """
+        async with self._lock:
+            try:
+                if self._state == "open":
+                    self._session.quit()
+                    await self._drive()
+            finally:
+                await self.close()
+
+    async def close(self) -> None:
+        """Close the connection without QUIT; the client cannot be used any more."""
+        self._mark_closed()
+        await self._settle()
+
+    aclose = close  # the name contextlib.aclosing() looks for
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        if self._config.credentials_may_block:
+            # Before connecting: asking for a password must not keep a server waiting, nor block
+            # the event loop.
+            credentials = await asyncio.to_thread(self._config.connection_credentials)
+        else:
+            credentials = self._config.connection_credentials()
+        timeout = self._config.timeouts["connect"]
+        try:
+            async with asyncio.timeout(timeout):
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        except TimeoutError:
+            raise self._connect_timed_out() from None
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        self._session = self._config.new_session(self._writer.get_extra_info("sockname")[0], credentials)
+        if self._options.tls == "implicit":
+            # RFC 8314 section 3.3: TLS starts on connect; the handshake counts as connecting.
+            await self._start_tls(timeout, "connect")
+
+    async def _drive(self) -> object:
+        # Perform the session's requests until it reports the operation done.
+        try:
+            return await self._perform_requests()
+        except BaseException as exc:
+            self._after_error(exc)
+            await self._settle()
+            raise
+
+    async def _perform_requests(self) -> object:
+        session = self._session
+        while True:
+            request = session.next_request()
+            if isinstance(request, Write):
+                await self._write(request)
+            elif isinstance(request, Read):
+                session.receive_data(await self._read(request))
+            elif isinstance(request, StartTLS):
+                await self._start_tls(request.timeout, request.phase)
+                session.tls_established(verified=self._options.tls_verified)
+            elif isinstance(request, Close):
+                self._close_transport()
+                await self._settle()
+            elif isinstance(request, Done):
+                return request.result
+
+    async def _write(self, request: Write) -> None:
+        writer = self._require_writer()
+        try:
+            async with asyncio.timeout(request.timeout):
+                writer.write(request.data)
+                await writer.drain()
+        except TimeoutError:
+            raise self._timed_out(request.phase) from None
+        except ssl.SSLError as exc:
+            raise self._tls_error(exc) from exc
+        except OSError:
+            pass  # the server hung up: the next read reports the end to the session
+        if self._writer is not writer:
+            raise self._closed_meanwhile()
+
+    async def _read(self, request: Read) -> bytes:
+        writer = self._require_writer()
+        reader = cast(asyncio.StreamReader, self._reader)
+        try:
+            async with asyncio.timeout(request.timeout):
+                data = await reader.read(READ_SIZE)
+        except TimeoutError:
+            raise self._timed_out(request.phase) from None
+        except ssl.SSLError as exc:
+            raise self._tls_error(exc) from exc
+        except OSError:
+            data = b""  # reset by the peer: to the session, the connection has ended
+        if self._writer is not writer:
+            raise self._closed_meanwhile()
+        return data
+
+    async def _start_tls(self, timeout: float | None, phase: str) -> None:
+        # No plaintext byte can be left in the reader here: the read that brought the 220 took
+        # everything buffered, and nothing is awaited between it and start_tls, which stops reading
+        # at once.  Bytes that arrive later are fed to the handshake, which fails on them.
+        writer = self._require_writer()
+        try:
+            async with asyncio.timeout(timeout):
+                # asyncio's own handshake limit is switched off: the phase's timeout is the limit.
+                await writer.start_tls(
+                    self._options.ssl_context, server_hostname=self.host, ssl_handshake_timeout=math.inf
+                )
+        except BaseException as exc:
+            # start_tls closes the connection when the handshake fails, without telling the
+            # stream.  Close it for sure (the handshake may not have begun) and drop it.
+            if self._writer is writer:
+                self._close_transport()
+            if isinstance(exc, TimeoutError):
+                raise self._timed_out(phase) from None
+            if isinstance(exc, OSError):
+                raise self._handshake_error(exc) from exc
+            raise
+        if self._writer is not writer:
+            raise self._closed_meanwhile()
+
+    # --- closing -------------------------------------------------------------------------------------
+
+    def _require_writer(self) -> asyncio.StreamWriter:
+        if self._writer is None:
+            raise self._no_connection()
+        return self._writer
+
+    def _close_transport(self) -> None:
+        # abort(), not close(): like the blocking adapter's socket.close(), it neither sends a TLS
+        # close_notify nor waits for the peer, so it cannot block and works during cancellation.
+        # Every write was followed by a read of the server's answer, so nothing buffered is lost.
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.transport.abort()
+            self._closing.append(writer)
+
+    async def _settle(self) -> None:
+        # An aborted transport closes its socket at the next turn of the loop; wait for that, so
+        # that no socket outlives the call that ended the connection.  Not with wait_closed(): a
+        # cancellation delivered there would cancel the stream's own future, and a stream whose
+        # handshake failed is never told that it is closed.
+        for _ in range(_SETTLE_TURNS):
+            self._closing = [writer for writer in self._closing if _socket_open(writer)]
+            if not self._closing:
+                return
+            await asyncio.sleep(0)
+
+
+def _socket_open(writer: asyncio.StreamWriter) -> bool:
+    sock = writer.get_extra_info("socket")
+    return sock is not None and sock.fileno() != -1
+
+
+async def send_message(
+    message: Message | bytes,
+    *,
+    sender: str | None = None,
+    recipients: list[str] | tuple[str, ...] | None = None,
+    **options: Unpack[ClientOptions],
+) -> SendResult:
+    """Connect, send one message, and quit.
+
+    Args:
+        message: an :class:`email.message.Message` or the message as bytes.
+        sender: the envelope sender; default the Sender or From header.
+        recipients: the envelope recipients; default every To, Cc and Bcc address.
+        options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
+
+    Returns:
+        The accepted and refused recipients and the server's final reply.
+
+    Raises:
+        SMTPError: see :meth:`SMTPClient.connect` and :meth:`SMTPClient.send_message`.
+    """
+    # In a worker thread: checking the options may block (socket.getfqdn, certificate files).
+    client = await asyncio.to_thread(functools.partial(SMTPClient, **options))
+    async with client:
+        return await client.send_message(message, sender=sender, recipients=recipients)

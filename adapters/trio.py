@@ -1,0 +1,298 @@
+"""A trio adapter: trio's TCP streams and :class:`trio.SSLStream` driving a :class:`~smtp_sansio.Session`.
+
+It offers what :mod:`smtp_sansio.adapters.sync` offers, by the same names and with the same options,
+results and errors; only the methods are async::
+
+    from smtp_sansio.adapters.trio import SMTPClient, send_message
+
+    await send_message(msg, host="mail.example.org")        # one message, one connection
+
+    async with SMTPClient("mail.example.org") as client:     # many messages, one connection
+        for msg in messages:
+            await client.send_message(msg)
+
+Like the blocking adapter it makes no protocol decision: it performs the session's requests, each
+within the request's timeout (:func:`trio.fail_after`), and wraps the TCP stream in a
+:class:`trio.SSLStream` for STARTTLS and for implicit TLS alike.  trio is an optional dependency:
+``pip install 'smtp-sansio[trio]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import ssl
+from email.message import Message
+from types import TracebackType
+from typing import Unpack, cast
+
+from smtp_sansio import Close, Done, Read, SendResult, SMTPError, StartTLS, Write
+
+from ._base import READ_SIZE, ClientBase, ClientOptions, document_options
+
+try:
+    import trio
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides trio
+    raise ImportError(
+        "smtp_sansio.adapters.trio needs trio: install the 'trio' extra, pip install 'smtp-sansio[trio]'",
+        name=exc.name,
+    ) from exc
+
+__all__ = ["SMTPClient", "send_message"]
+
+
+@document_options
+class SMTPClient(ClientBase):
+    """One SMTP connection, for one or many messages, in a trio program.
+
+    Use it as an async context manager: entering connects, reads the greeting, says EHLO,
+    negotiates TLS and authenticates; leaving sends QUIT and closes the connection (always, even
+    when an exception or a cancellation propagates).
+
+    After any error that ends the connection (every error except a refused transaction, i.e. a
+    :class:`~smtp_sansio.ReplyError` from :meth:`send_message`), the client cannot be used again:
+    each later call raises :class:`~smtp_sansio.LocalProtocolError` naming the original error.
+    A timeout raises :class:`~smtp_sansio.SMTPTimeoutError` (also a :class:`TimeoutError`); a
+    timeout or a cancellation closes the connection before the exception leaves the client.
+
+    Tasks may share one client: :meth:`connect`, :meth:`send_message` and :meth:`quit` take a
+    :class:`trio.Lock`, so their commands never interleave on the wire; the messages of several
+    tasks go one after the other.  :meth:`close` takes no lock: it closes the socket at once, and a
+    task waiting for the server gets :class:`~smtp_sansio.LocalProtocolError`.
+
+    The constructor checks the options without awaiting, as the blocking adapter does; that may
+    call :func:`socket.getfqdn` (give ``local_hostname`` to avoid it) and read certificate files.
+    The one-shot :func:`send_message` constructs its client in a worker thread.  Credentials that
+    may block (a netrc file, ``ask``, a token provider) are looked up in a worker thread before
+    each connection.
+    """
+
+    _WITH = "async with"
+
+    def _setup(self) -> None:
+        self._lock = trio.Lock()
+        self._tcp: trio.SocketStream | None = None
+        self._stream: trio.abc.Stream | None = None  # the TCP stream, or the TLS stream over it
+
+    async def __aenter__(self) -> SMTPClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # As in the blocking adapter: every message's outcome is known, so a failing QUIT is not
+        # worth an exception.
+        try:
+            if self._state == "open":
+                await self.quit()
+        except SMTPError:
+            pass
+        finally:
+            await self.close()
+
+    async def connect(self) -> None:
+        """Connect, greet, negotiate TLS, authenticate and send VERB, as configured.
+
+        Raises:
+            SMTPConnectError: the server could not be reached.
+            SMTPTimeoutError: a phase took too long; the connection is closed.
+            SecurityError: TLS was required and could not be established, or the certificate was
+                not accepted.
+            AuthenticationError: the server refused the credentials, or offers no usable mechanism.
+            CredentialsError: the credentials could not be found, read or completed.
+            SMTPError: any other failure of the handshake (a 421 or 554 greeting, ...).
+            LocalProtocolError: the client was already connected or closed.
+        """
+        async with self._lock:
+            self._begin_connect()
+            try:
+                await self._open()
+            except BaseException as exc:
+                if self._state != "closed":
+                    self._fail(exc)
+                raise
+            await self._drive()
+
+    async def send_message(
+        self,
+        message: Message | bytes,
+        *,
+        sender: str | None = None,
+        recipients: list[str] | tuple[str, ...] | None = None,
+    ) -> SendResult:
+        """Send one message over this connection; see :meth:`.sync.SMTPClient.send_message`.
+
+        Returns:
+            The accepted recipients, the refused ones with their replies, and the final reply.
+
+        Raises:
+            LocalProtocolError: the message or an address cannot be sent (nothing was sent), or
+                the client is not connected or no longer usable.
+            ReplyError: the server refused the transaction; the connection stays usable.
+            SMTPError: any other failure; the connection is closed.
+        """
+        async with self._lock:
+            self._start_message(message, sender, recipients)
+            return cast(SendResult, await self._drive())
+
+    async def quit(self) -> None:
+        """Send QUIT, read the reply and close the connection; nothing if already closed.
+
+        Raises:
+            SMTPError: the server did not answer QUIT properly; the connection is closed anyway.
+        """
+        async with self._lock:
+            try:
+                if self._state == "open":
+                    self._session.quit()
+                    await self._drive()
+            finally:
+                await self.close()
+
+    async def close(self) -> None:
+        """Close the connection without QUIT; the client cannot be used any more."""
+        self._mark_closed()
+        await trio.lowlevel.checkpoint()
+
+    aclose = close  # trio's name for it (trio.abc.AsyncResource)
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        if self._config.credentials_may_block:
+            # Before connecting: asking for a password must not keep a server waiting, nor block
+            # the event loop.
+            credentials = await trio.to_thread.run_sync(self._config.connection_credentials)
+        else:
+            credentials = self._config.connection_credentials()
+        timeout = self._config.timeouts["connect"]
+        try:
+            with trio.fail_after(_seconds(timeout)):
+                self._tcp = self._stream = await trio.open_tcp_stream(self.host, self.port)
+        except trio.TooSlowError:
+            raise self._connect_timed_out() from None
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        self._session = self._config.new_session(self._tcp.socket.getsockname()[0], credentials)
+        if self._options.tls == "implicit":
+            # RFC 8314 section 3.3: TLS starts on connect; the handshake counts as connecting.
+            await self._start_tls(timeout, "connect")
+
+    async def _drive(self) -> object:
+        # Perform the session's requests until it reports the operation done.
+        try:
+            return await self._perform_requests()
+        except BaseException as exc:
+            self._after_error(exc)
+            raise
+
+    async def _perform_requests(self) -> object:
+        session = self._session
+        while True:
+            request = session.next_request()
+            if isinstance(request, Write):
+                await self._write(request)
+            elif isinstance(request, Read):
+                session.receive_data(await self._read(request))
+            elif isinstance(request, StartTLS):
+                await self._start_tls(request.timeout, request.phase)
+                session.tls_established(verified=self._options.tls_verified)
+            elif isinstance(request, Close):
+                self._close_transport()
+            elif isinstance(request, Done):
+                return request.result
+
+    async def _write(self, request: Write) -> None:
+        stream = self._require_stream()
+        try:
+            with trio.fail_after(_seconds(request.timeout)):
+                await stream.send_all(request.data)
+        except trio.TooSlowError:
+            raise self._timed_out(request.phase) from None
+        except trio.BrokenResourceError as exc:
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise self._tls_error(exc.__cause__) from exc
+            # The server hung up: the next read reports the end to the session.
+        except trio.ClosedResourceError:
+            raise self._closed_meanwhile() from None
+
+    async def _read(self, request: Read) -> bytes:
+        stream = self._require_stream()
+        try:
+            with trio.fail_after(_seconds(request.timeout)):
+                return bytes(await stream.receive_some(READ_SIZE))
+        except trio.TooSlowError:
+            raise self._timed_out(request.phase) from None
+        except trio.BrokenResourceError as exc:
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise self._tls_error(exc.__cause__) from exc
+            return b""  # reset by the peer: to the session, the connection has ended
+        except trio.ClosedResourceError:
+            raise self._closed_meanwhile() from None
+
+    async def _start_tls(self, timeout: float | None, phase: str) -> None:
+        # https_compatible: an end of the connection without close_notify reads as an end, as with
+        # the blocking and asyncio adapters (SMTP replies delimit themselves, and the session
+        # treats an end within a reply as an error); and closing never waits for the server.
+        stream, context = self._require_stream(), self._options.ssl_context
+        tls = trio.SSLStream(stream, context, server_hostname=self.host, https_compatible=True)
+        try:
+            with trio.fail_after(_seconds(timeout)):
+                await tls.do_handshake()
+        except trio.TooSlowError:
+            raise self._timed_out(phase) from None
+        except trio.BrokenResourceError as exc:
+            raise self._handshake_error(exc.__cause__ or exc) from exc
+        except trio.ClosedResourceError:
+            raise self._closed_meanwhile() from None
+        self._stream = tls
+
+    # --- closing -------------------------------------------------------------------------------------
+
+    def _require_stream(self) -> trio.abc.Stream:
+        if self._stream is None:
+            raise self._no_connection()
+        return self._stream
+
+    def _close_transport(self) -> None:
+        # Closing the socket itself (not aclose()) neither sends a TLS close_notify nor waits, like
+        # the blocking adapter's socket.close(): it cannot block, needs no shield under
+        # cancellation, and wakes a task blocked on the socket with ClosedResourceError.
+        tcp, self._tcp, self._stream = self._tcp, None, None
+        if tcp is not None:
+            tcp.socket.close()
+
+
+def _seconds(timeout: float | None) -> float:
+    return math.inf if timeout is None else timeout
+
+
+async def send_message(
+    message: Message | bytes,
+    *,
+    sender: str | None = None,
+    recipients: list[str] | tuple[str, ...] | None = None,
+    **options: Unpack[ClientOptions],
+) -> SendResult:
+    """Connect, send one message, and quit.
+
+    Args:
+        message: an :class:`email.message.Message` or the message as bytes.
+        sender: the envelope sender; default the Sender or From header.
+        recipients: the envelope recipients; default every To, Cc and Bcc address.
+        options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
+
+    Returns:
+        The accepted and refused recipients and the server's final reply.
+
+    Raises:
+        SMTPError: see :meth:`SMTPClient.connect` and :meth:`SMTPClient.send_message`.
+    """
+    # In a worker thread: checking the options may block (socket.getfqdn, certificate files).
+    client = await trio.to_thread.run_sync(functools.partial(SMTPClient, **options))
+    async with client:
+        return await client.send_message(message, sender=sender, recipients=recipients)
