@@ -1,10 +1,11 @@
 """smtp-sansio: an SMTP client protocol core that performs no I/O.
 
-Three layers, each usable on its own:
+Its layers, each usable on its own:
 
-* :class:`Session` -- the client policy (greeting, EHLO/HELO, STARTTLS, VERB, pipelined
-  transactions, QUIT) that tells an adapter what to do through five requests: :class:`Write`,
-  :class:`Read`, :class:`StartTLS`, :class:`Close` and :class:`Done`.  The bundled adapters in
+* :class:`Session` -- the client policy (greeting, EHLO/HELO or LHLO, STARTTLS, VERB, transactions
+  pipelined within and across messages, BDAT, streamed content, QUIT) that tells an adapter what
+  to do through five requests: :class:`Write`, :class:`Read`, :class:`StartTLS`, :class:`Close`
+  and :class:`Done`.  The bundled adapters in
   :mod:`smtp_sansio.adapters` drive it with sockets, asyncio or trio.
 * the SASL mechanisms (:class:`Plain`, :class:`ScramSha256`, ...): small synchronous step
   objects, run by the session with the :class:`Credentials` it is given.
@@ -12,7 +13,8 @@ Three layers, each usable on its own:
   out; every transition in one table; pipelined replies paired with their commands in order.
 * the values both are made of: commands that cannot be built invalid (:class:`Mail`,
   :class:`Rcpt`, ...), :class:`Reply` and its bounded :class:`ReplyReader`, the streaming
-  :class:`DataEncoder`, :class:`Envelope` and the functions that derive one from a message.
+  :class:`DataEncoder` and :class:`BdatEncoder`, :class:`Envelope` and the functions that derive
+  one from a message, :class:`Dsn` requests.
 
 Every error is an :class:`SMTPError`.
 """
@@ -24,6 +26,7 @@ from ._capabilities import Capabilities
 from ._commands import (
     Auth,
     AuthResponse,
+    Bdat,
     Command,
     Data,
     Ehlo,
@@ -41,7 +44,8 @@ from ._commands import (
     validate_mailbox,
 )
 from ._connection import NEED_DATA, Connection, ConnectionClosed, Event, NeedData, ReplyReceived
-from ._data import DataEncoder, encode_data
+from ._data import DEFAULT_CHUNK_SIZE, BdatEncoder, DataEncoder, encode_bdat, encode_data
+from ._dsn import NOTIFY_VALUES, Dsn, xtext_decode, xtext_encode
 from ._envelope import (
     Envelope,
     envelope_from_bytes,
@@ -63,7 +67,7 @@ from ._errors import (
 )
 from ._replies import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES, Reply, ReplyReader
 from ._requests import Close, Done, Read, Request, StartTLS, Write
-from ._results import SendResult, TraceDirection, TraceLine
+from ._results import SendResult, TraceDirection, TraceLine, Unsent
 from ._sasl import (
     DEFAULT_MECHANISMS,
     KNOWN_MECHANISMS,
@@ -84,10 +88,15 @@ from ._sasl import (
 from ._session import TLS_MODES, Session, TLSMode
 from ._state import State
 from ._timeouts import DEFAULT_TIMEOUTS, PHASES, TimeoutSpec, resolve_timeouts
+from ._transaction import BODY_TYPES, DEFAULT_MAX_IN_FLIGHT, BodyType, MessageData, OutgoingMessage
+from ._transaction import Outcome as MessageOutcome
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BODY_TYPES",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_MAX_LINE_LENGTH",
     "DEFAULT_MAX_REPLY_LINES",
     "DEFAULT_MECHANISMS",
@@ -96,6 +105,7 @@ __all__ = [
     "KNOWN_MECHANISMS",
     "MAX_CHALLENGES",
     "NEED_DATA",
+    "NOTIFY_VALUES",
     "PHASES",
     "SEED_MECHANISMS",
     "TLS_MODES",
@@ -103,6 +113,9 @@ __all__ = [
     "Auth",
     "AuthResponse",
     "AuthenticationError",
+    "Bdat",
+    "BdatEncoder",
+    "BodyType",
     "Capabilities",
     "Close",
     "Command",
@@ -113,6 +126,7 @@ __all__ = [
     "Data",
     "DataEncoder",
     "Done",
+    "Dsn",
     "Ehlo",
     "Envelope",
     "Event",
@@ -123,9 +137,12 @@ __all__ = [
     "Login",
     "Mail",
     "Mechanism",
+    "MessageData",
+    "MessageOutcome",
     "NeedData",
     "Noop",
     "OAuthBearer",
+    "OutgoingMessage",
     "PermanentReplyError",
     "Plain",
     "Quit",
@@ -154,10 +171,12 @@ __all__ = [
     "TraceDirection",
     "TraceLine",
     "TransientReplyError",
+    "Unsent",
     "Verb",
     "Vrfy",
     "Write",
     "XOAuth2",
+    "encode_bdat",
     "encode_data",
     "envelope_from_bytes",
     "envelope_from_message",
@@ -167,4 +186,6 @@ __all__ = [
     "saslprep",
     "validate_domain",
     "validate_mailbox",
+    "xtext_decode",
+    "xtext_encode",
 ]

@@ -7,7 +7,8 @@ raises :class:`LocalProtocolError` here, not after half a command was sent.
 
 Each command knows:
 
-* ``verb``, the name the state table (:mod:`._state`) uses for it;
+* ``verb``, its name; ``state_input()``, the name the state table (:mod:`._state`) uses for it
+  (the same, except ``BDAT-LAST`` for the last chunk of a CHUNKING transaction);
 * ``encode()``, its bytes on the wire;
 * ``trace_text()``, its line for the protocol trace, with secrets redacted;
 * ``phase``, the timeout phase of RFC 5321 section 4.5.3.2 its reply falls under.
@@ -39,6 +40,7 @@ from ._errors import LocalProtocolError
 __all__ = [
     "Auth",
     "AuthResponse",
+    "Bdat",
     "Command",
     "Data",
     "Ehlo",
@@ -167,6 +169,10 @@ class Command:
 
     def line(self) -> str:
         """The command line without CRLF."""
+        return self.verb
+
+    def state_input(self) -> str:
+        """The input this command is in the state tables of :mod:`._state`; usually :attr:`verb`."""
         return self.verb
 
     def encode(self) -> bytes:
@@ -392,3 +398,47 @@ class Vrfy(Command):
 
     def line(self) -> str:
         return f"VRFY {self.argument}"
+
+
+#: The largest BDAT chunk this package builds: far above any sensible chunk size, and small enough
+#: that a size never needs more digits than a server is likely to parse (RFC 3030 section 2 sets no
+#: limit; ``chunk-size = 1*DIGIT``).
+MAX_CHUNK_SIZE = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bdat(Command):
+    """BDAT: the command line announcing one chunk of message data (RFC 3030 section 2)::
+
+        bdat-cmd   ::= "BDAT" SP chunk-size [ SP end-marker ] CR LF
+        chunk-size ::= 1*DIGIT
+        end-marker ::= "LAST"
+
+    Exactly ``size`` octets of data follow the line, with no transformation at all (no
+    dot-stuffing, no terminator); :meth:`Connection.send_bdat` frames them.
+
+    Attributes:
+        size: the number of octets in the chunk; ``0`` is allowed (for an empty last chunk).
+        last: the chunk ends the message (``LAST``); its reply is the reply to the whole message.
+    """
+
+    verb: ClassVar[str] = "BDAT"
+    phase: ClassVar[str] = "data_block"
+    size: int
+    last: bool = False
+
+    def __post_init__(self) -> None:
+        size: object = self.size
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise LocalProtocolError(f"BDAT chunk size must be an int, not {type(size).__name__}")
+        if not 0 <= size <= MAX_CHUNK_SIZE:
+            raise LocalProtocolError(f"BDAT chunk size must be from 0 to {MAX_CHUNK_SIZE}, not {self.size}")
+        if not isinstance(self.last, bool):
+            raise LocalProtocolError(f"BDAT last must be a bool, not {type(self.last).__name__}")
+
+    def line(self) -> str:
+        return f"BDAT {self.size} LAST" if self.last else f"BDAT {self.size}"
+
+    def state_input(self) -> str:
+        """``BDAT-LAST`` for the chunk that ends the message, else ``BDAT``."""
+        return "BDAT-LAST" if self.last else "BDAT"

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NoReturn, TypeVar
 
-from ._commands import Command
-from ._data import DataEncoder
+from ._commands import Bdat, Command
+from ._data import DEFAULT_CHUNK_SIZE, BdatEncoder, DataEncoder
 from ._errors import LocalProtocolError, RemoteProtocolError, SecurityError, SMTPError
 from ._replies import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES, Reply, ReplyReader, preview_bytes
-from ._state import GREETING, GROUP_ENDERS, REPLY_TRANSITIONS, SEND_TRANSITIONS, State, outcome_of
+from ._state import GREETING, GROUP_ENDERS, REPLY_TRANSITIONS, SEND_TRANSITIONS, Outcome, State, outcome_of
 
 __all__ = ["NEED_DATA", "Connection", "ConnectionClosed", "Event", "NeedData", "ReplyReceived"]
 
@@ -71,8 +71,9 @@ class Connection:
     """An SMTP client connection, without the I/O.
 
     Feed what the server sends to :meth:`receive_data` and collect :meth:`next_event` results;
-    turn commands into bytes with :meth:`send`, :meth:`send_data` and :meth:`end_data` and write
-    those bytes yourself.  The first event is the server's greeting.
+    turn commands into bytes with :meth:`send`, :meth:`send_data` and :meth:`end_data` (or, with
+    CHUNKING, :meth:`feed_bdat`, :meth:`next_bdat` and :meth:`end_bdat`) and write those bytes
+    yourself.  The first event is the server's greeting.
 
     Any error raised by a method leaves the connection in :attr:`State.ERROR`, after which every
     method raises :class:`LocalProtocolError` naming the original failure.
@@ -84,6 +85,10 @@ class Connection:
         max_reply_lines: most lines accepted in one reply.
         max_data_line_length: longest line of message content accepted (RFC 5321 4.5.3.1.6 says
             998); ``None`` disables the check.
+        chunk_size: the payload size of every BDAT chunk but the last (RFC 3030 section 2).
+        lmtp: the server speaks LMTP (RFC 2033): the end of the data is answered once for every
+            recipient accepted in the transaction (section 4.2), each reply a ``DATA-END-RCPT``
+            event.
     """
 
     def __init__(
@@ -93,8 +98,17 @@ class Connection:
         max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
         max_reply_lines: int = DEFAULT_MAX_REPLY_LINES,
         max_data_line_length: int | None = 998,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        lmtp: bool = False,
     ) -> None:
+        BdatEncoder(chunk_size=chunk_size)  # checks the size now
         self.pipelining = pipelining
+        self.lmtp = lmtp
+        self._chunk_size = chunk_size
+        self._bdat: BdatEncoder | None = None
+        self._bdat_binary = False
+        self._bdat_ready: deque[bytes] = deque()
+        self._accepted_rcpts = 0  # positive RCPT replies since the last MAIL, for LMTP
         self._reader = ReplyReader(max_line_length=max_line_length, max_reply_lines=max_reply_lines)
         self._in_flight: deque[_InFlight] = deque([_InFlight(GREETING, None, "greeting")])
         self._state = State.GREETING
@@ -119,6 +133,14 @@ class Connection:
         return tuple(entry.verb for entry in self._in_flight)
 
     @property
+    def may_pipeline(self) -> bool:
+        """True if a command may be sent now: nothing is in flight, or pipelining is on and the last
+        command in flight does not end a group (RFC 2920 section 3.1)."""
+        if not self._in_flight:
+            return True
+        return self.pipelining and self._in_flight[-1].verb not in GROUP_ENDERS
+
+    @property
     def awaited_phase(self) -> str | None:
         """The timeout phase of the oldest command in flight (``"greeting"``, ``"rcpt"``, ...).
 
@@ -135,9 +157,18 @@ class Connection:
                 pipelined where RFC 2920 forbids it or pipelining is off.
         """
         self._check_usable()
-        self._advance(command.verb)
+        if isinstance(command, Bdat):
+            # A BDAT line is only ever sent with its payload (RFC 3030 section 2).
+            self._fail(LocalProtocolError("BDAT is sent with feed_bdat(), next_bdat() and end_bdat()"))
+        self._advance(command.state_input())
         data = self._guard(command.encode)
-        self._in_flight.append(_InFlight(command.verb, command.trace_text(), command.phase))
+        if command.verb in ("RSET", "QUIT"):
+            # Either ends a CHUNKING transaction: what was not sent of it is dropped.
+            self._bdat = None
+            self._bdat_ready.clear()
+        if command.verb == "MAIL":
+            self._accepted_rcpts = 0
+        self._in_flight.append(_InFlight(command.state_input(), command.trace_text(), command.phase))
         return data
 
     def send_data(self, chunk: bytes) -> bytes:
@@ -160,8 +191,92 @@ class Connection:
         self._advance("DATA-END")
         data = self._guard(self._data_encoder().end)
         self._encoder = None
-        self._in_flight.append(_InFlight("DATA-END", ".", "data_end"))
+        if self.lmtp:
+            # RFC 2033 section 4.2: one reply for each RCPT that succeeded, in their order.  A
+            # server that sent 354 without any accepted recipient still owes one reply.
+            for _ in range(max(1, self._accepted_rcpts)):
+                self._in_flight.append(_InFlight("DATA-END-RCPT", ".", "data_end"))
+        else:
+            self._in_flight.append(_InFlight("DATA-END", ".", "data_end"))
         return data
+
+    def feed_bdat(self, data: bytes, *, binary: bool = False) -> None:
+        """Add message content for CHUNKING (RFC 3030); collect the chunks with :meth:`next_bdat`.
+
+        Nothing is sent by this call: the content is encoded (line endings normalised unless
+        ``binary``, no dot-stuffing) and cut into chunks of ``chunk_size`` octets, which
+        :meth:`next_bdat` hands out one at a time so that the caller decides how many are in
+        flight.  Allowed in a transaction (after MAIL) until :meth:`end_bdat`.
+
+        Unlike every other error, a content error (a NUL, an over-long line) does not break the
+        connection: nothing of that content was sent, and the caller aborts the transaction with
+        RSET (RFC 3030 section 2), which the connection then allows.
+
+        Args:
+            data: the next bytes of the message.
+            binary: the message is BODY=BINARYMIME (RFC 3030 section 3): no line-ending
+                normalisation, no checks.  Must be the same for every call of one message.
+
+        Raises:
+            LocalProtocolError: not in a transaction, the content is refused, or ``binary``
+                changed within a message.
+        """
+        self._check_usable()
+        if (self._projected, "BDAT") not in SEND_TRANSITIONS:
+            self._fail(LocalProtocolError(f"BDAT is not allowed in state {self._projected.name}"))
+        if self._bdat is None:
+            self._bdat = BdatEncoder(
+                chunk_size=self._chunk_size, max_line_length=self._max_data_line_length, binary=binary
+            )
+            self._bdat_binary = binary
+        elif binary != self._bdat_binary:
+            self._fail(LocalProtocolError("binary cannot change within a message"))
+        # A content error leaves the encoder refusing, and the connection usable (see above).
+        self._bdat_ready.extend(self._bdat.feed(data))
+
+    @property
+    def bdat_pending(self) -> int:
+        """How many complete chunks :meth:`next_bdat` can hand out now."""
+        return len(self._bdat_ready)
+
+    def next_bdat(self) -> bytes | None:
+        """Return the next complete chunk, ``BDAT <size>`` CRLF and its payload, or ``None``.
+
+        Each chunk returned is one command in flight, whose reply is a ``BDAT`` event.
+
+        Raises:
+            LocalProtocolError: the chunk may not be sent now (see :meth:`send`).
+        """
+        self._check_usable()
+        if not self._bdat_ready:
+            return None
+        self._advance("BDAT")
+        payload = self._bdat_ready.popleft()
+        command = Bdat(size=len(payload))
+        self._in_flight.append(_InFlight("BDAT", command.line(), "data_block"))
+        return command.encode() + payload
+
+    def end_bdat(self) -> bytes:
+        """Return the last chunk, ``BDAT <size> LAST`` CRLF and its payload; a reply is expected.
+
+        The message may be empty (``BDAT 0 LAST``); the reply, a ``BDAT-LAST`` event, is the
+        reply to the whole message (RFC 3030 section 2).
+
+        Raises:
+            LocalProtocolError: complete chunks are still waiting for :meth:`next_bdat`, or the
+                chunk may not be sent now.
+        """
+        self._check_usable()
+        if self._bdat_ready:
+            self._fail(LocalProtocolError("end_bdat() called before every chunk was taken with next_bdat()"))
+        self._advance("BDAT-LAST")
+        if self._bdat is None:
+            self._bdat = BdatEncoder(chunk_size=self._chunk_size)
+        payload = self._guard(self._bdat.end)
+        self._bdat = None
+        command = Bdat(size=len(payload), last=True)
+        self._in_flight.append(_InFlight("BDAT-LAST", command.line(), "data_end"))
+        return command.encode() + payload
 
     def start_tls_complete(self) -> None:
         """Record that the TLS handshake after STARTTLS succeeded; EHLO must follow.
@@ -216,6 +331,8 @@ class Connection:
             return ConnectionClosed()
         answered = self._in_flight.popleft()
         key = (answered.verb, outcome_of(reply.code))
+        if answered.verb == "RCPT" and key[1] is Outcome.OK:
+            self._accepted_rcpts += 1
         if key not in REPLY_TRANSITIONS:
             self._fail(RemoteProtocolError(f"reply {reply} makes no sense as an answer to {answered.verb}"))
         new_state = REPLY_TRANSITIONS[key]

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from ._errors import LocalProtocolError
 
-__all__ = ["DataEncoder", "encode_data"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE", "BdatEncoder", "DataEncoder", "encode_bdat", "encode_data", "is_positive_int",
+]
 
 # RFC 5321 section 4.5.3.1.6: "The maximum total length of a text line including the <CRLF> is 1000
 # octets (not counting the leading dot duplicated for transparency)."  That leaves 998 for the text.
@@ -59,17 +61,27 @@ class DataEncoder:
     Args:
         max_line_length: the longest line allowed, in octets without CRLF; ``None`` disables the
             check.
+        transparency: dot-stuff lines and end with the terminator, as DATA needs (the default).
+            ``False`` is for BDAT (RFC 3030 section 2): line endings are still normalised and
+            the message still ends with a line ending, but nothing is stuffed and no ``.CRLF``
+            follows.
 
     Raises:
         LocalProtocolError: ``max_line_length`` is not ``None`` and less than 1.
     """
 
-    __slots__ = ("_at_line_start", "_done", "_line_length", "_line_number", "_max_line_length", "_pending_cr")
+    __slots__ = (
+        "_at_line_start", "_done", "_line_length", "_line_number", "_max_line_length", "_pending_cr",
+        "_transparency",
+    )
 
-    def __init__(self, *, max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH) -> None:
+    def __init__(
+        self, *, max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH, transparency: bool = True
+    ) -> None:
         if max_line_length is not None and max_line_length < 1:
             raise LocalProtocolError(f"max_line_length must be at least 1 or None, not {max_line_length}")
         self._max_line_length = max_line_length
+        self._transparency = transparency
         # True when the next octet of output starts a line; the message starts with one.
         self._at_line_start = True
         # A CR that ended the previous chunk: a line ending either way, but one octet or two
@@ -115,9 +127,11 @@ class DataEncoder:
         # Dot-stuffing (RFC 5321 section 4.5.2): every line that starts with "." -- after a line
         # ending inside this chunk, or at the start of this chunk when the last output octet ended a
         # line (or nothing was output yet, for the first line of the message).
-        stuffed = data.replace(b"\n.", b"\n..")
-        if self._at_line_start and data.startswith(b"."):
-            stuffed = b"." + stuffed
+        stuffed = data
+        if self._transparency:
+            stuffed = data.replace(b"\n.", b"\n..")
+            if self._at_line_start and data.startswith(b"."):
+                stuffed = b"." + stuffed
         self._at_line_start = data.endswith(b"\n")
 
         last_newline = data.rfind(b"\n")
@@ -133,18 +147,22 @@ class DataEncoder:
 
         Returns:
             The last bytes to send: a CRLF if the message did not end with a line ending, then the
-            terminator ``.CRLF`` -- exactly one, whatever the message contained.
+            terminator ``.CRLF`` -- exactly one, whatever the message contained (none without
+            transparency).
 
         Raises:
             LocalProtocolError: the encoder has already ended or failed.
         """
         self._check_open()
         self._done = "the message has already been ended"
+        terminator = _TERMINATOR if self._transparency else b""
         if self._pending_cr or not self._at_line_start:
             # A held-back CR ending the message is its last line ending; otherwise the last line
             # has no line ending yet and the terminator needs one before it (RFC 5321 4.1.1.4).
-            return b"\r\n" + _TERMINATOR
-        return _TERMINATOR
+            # Without transparency (BDAT) the line ending is added all the same, so the message
+            # stored is the same whichever command carried it.
+            return b"\r\n" + terminator
+        return terminator
 
     def _check_open(self) -> None:
         if self._done is not None:
@@ -203,3 +221,122 @@ def encode_data(message: bytes, *, max_line_length: int | None = DEFAULT_MAX_LIN
     """
     encoder = DataEncoder(max_line_length=max_line_length)
     return encoder.feed(message) + encoder.end()
+
+
+def is_positive_int(value: object) -> bool:
+    """True for an int (not a bool) of at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+#: The default BDAT chunk size and the bound of every Write the session emits for message data:
+#: 64 KiB, a common socket send-buffer size, large enough that the command line of each chunk
+#: (``BDAT 65536``, 12 octets) costs nothing and small enough that the session never holds more
+#: than a few of them.
+DEFAULT_CHUNK_SIZE = 65536
+
+
+class BdatEncoder:
+    """Streaming encoder for the content of BDAT commands (RFC 3030 section 2), in fixed-size chunks.
+
+    Feed the message with :meth:`feed`, in pieces of any size: each call returns the payloads of
+    the chunks completed so far, every one exactly ``chunk_size`` octets.  :meth:`end` returns the
+    payload of the last chunk, between 1 and ``chunk_size`` octets (``b""`` only for an empty
+    message, two more when a CRLF is added to end an unterminated last line): a full chunk is held
+    back until more data shows it is not the last, so the message never ends with an empty
+    ``BDAT 0 LAST``.  The chunk boundaries depend only on the encoded
+    message, never on how the input was split.
+
+    A text message (the default) has its line endings normalised to CRLF and is checked for NUL
+    octets and over-long lines, as by :class:`DataEncoder`, but is not dot-stuffed: BDAT counts
+    octets and has no terminator to protect.  With ``binary=True`` (BINARYMIME, RFC 3030 section
+    3) the octets are sent exactly as given.  After an error the encoder refuses every further
+    call; the chunks returned before are part of an aborted transaction (send RSET).
+
+    Args:
+        chunk_size: octets per chunk, at least 1.
+        max_line_length: as for :class:`DataEncoder`; ignored when ``binary``.
+        binary: send the octets untouched (only with BODY=BINARYMIME).
+
+    Raises:
+        LocalProtocolError: ``chunk_size`` is not a positive int, or ``max_line_length`` is invalid.
+    """
+
+    __slots__ = ("_buffer", "_chunk_size", "_done", "_text")
+
+    def __init__(
+        self,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
+        binary: bool = False,
+    ) -> None:
+        if not is_positive_int(chunk_size):
+            raise LocalProtocolError(f"chunk_size must be a positive int, not {chunk_size!r}")
+        self._chunk_size = chunk_size
+        self._text = None if binary else DataEncoder(max_line_length=max_line_length, transparency=False)
+        self._buffer = bytearray()
+        self._done: str | None = None
+
+    @property
+    def chunk_size(self) -> int:
+        """The size of every chunk but the last."""
+        return self._chunk_size
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Encode the next part of the message; return the payloads of the chunks it completed.
+
+        Raises:
+            LocalProtocolError: the data has a NUL or an over-long line (text only), is not bytes,
+                or the encoder has already ended or failed.
+        """
+        self._check_open()
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise LocalProtocolError(f"message data must be bytes, not {type(data).__name__}")
+        try:
+            encoded = bytes(data) if self._text is None else self._text.feed(data)
+        except LocalProtocolError as error:
+            self._done = str(error)
+            self._buffer.clear()
+            raise
+        self._buffer += encoded
+        size = self._chunk_size
+        # Keep at least one octet back: the last chunk is never empty unless the message is.
+        count = (len(self._buffer) - 1) // size if self._buffer else 0
+        chunks = [bytes(self._buffer[i * size : (i + 1) * size]) for i in range(count)]
+        del self._buffer[: count * size]
+        return chunks
+
+    def end(self) -> bytes:
+        """Finish the message; return the payload of the last chunk (the one sent with ``LAST``).
+
+        Raises:
+            LocalProtocolError: the encoder has already ended or failed.
+        """
+        self._check_open()
+        self._done = "the message has already been ended"
+        if self._text is not None:
+            self._buffer += self._text.end()
+        last = bytes(self._buffer)
+        self._buffer.clear()
+        return last
+
+    def _check_open(self) -> None:
+        if self._done is not None:
+            raise LocalProtocolError(f"BdatEncoder cannot be used any more: {self._done}")
+
+
+def encode_bdat(message: bytes, *, chunk_size: int = DEFAULT_CHUNK_SIZE, binary: bool = False,
+                max_line_length: int | None = DEFAULT_MAX_LINE_LENGTH) -> bytes:
+    """The BDAT commands and payloads for a whole message, as the connection sends them.
+
+    Every chunk but the last is ``BDAT <chunk_size>CRLF`` and its payload; the last is
+    ``BDAT <n> LAST CRLF`` and its payload.
+
+    Raises:
+        LocalProtocolError: as :meth:`BdatEncoder.feed`.
+    """
+    encoder = BdatEncoder(chunk_size=chunk_size, binary=binary, max_line_length=max_line_length)
+    chunks = encoder.feed(message)
+    last = encoder.end()
+    return b"".join(b"BDAT %d\r\n%s" % (len(chunk), chunk) for chunk in chunks) + b"BDAT %d LAST\r\n%s" % (
+        len(last), last)

@@ -15,45 +15,42 @@ exception is a refused transaction: the session resets it and stays usable for t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ._abnf import FORBIDDEN_CONTROL
 from ._auth import Credentials, build_mechanism, choose_mechanism, mechanism_preference, run_exchange
 from ._capabilities import Capabilities
-from ._commands import (
-    REDACTED,
-    Command,
-    Data,
-    Ehlo,
-    Helo,
-    Mail,
-    Quit,
-    Rcpt,
-    Rset,
-    Starttls,
-    Verb,
-    validate_domain,
-)
+from ._commands import REDACTED, Command, Ehlo, Helo, Lhlo, Quit, Starttls, Verb, validate_domain
 from ._connection import NEED_DATA, Connection, ConnectionClosed, ReplyReceived
-from ._data import DEFAULT_MAX_LINE_LENGTH, DataEncoder, encode_data
-from ._envelope import Envelope, dedupe_addresses, message_needs_smtputf8, needs_smtputf8
+from ._data import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINE_LENGTH, BdatEncoder, DataEncoder, is_positive_int
+from ._dsn import Dsn
+from ._envelope import Envelope, dedupe_addresses
 from ._errors import (
     AuthenticationError,
     LocalProtocolError,
-    PermanentReplyError,
     RemoteProtocolError,
-    ReplyError,
     SecurityError,
     SMTPError,
     TransientReplyError,
 )
-from ._replies import Reply
 from ._requests import Close, Done, Read, Request, StartTLS, Write
 from ._results import SendResult, TraceDirection, TraceLine
 from ._state import Outcome, outcome_of
 from ._timeouts import TimeoutSpec, resolve_timeouts
+from ._transaction import (
+    DEFAULT_MAX_IN_FLIGHT,
+    BodyType,
+    MessageData,
+    OutgoingMessage,
+    PreparedMessage,
+    TransactionRunner,
+    prepare,
+    reply_error,
+    unsent,
+)
+from ._transaction import Outcome as MessageOutcome
 
 __all__ = ["TLS_MODES", "Session", "TLSMode"]
 
@@ -70,15 +67,11 @@ _Operation = Generator[Request, None, object]
 class _Refused:
     # Returned (not raised) by a transaction the server refused, once the session has reset it: the
     # session stays usable and next_request raises ``error`` without ending it.
-    error: ReplyError
+    error: SMTPError
 
 
 _AUTH_VERBS = frozenset({"AUTH", "AUTH-RESPONSE"})
-
-
-def _reply_error(reply: Reply, command: str | None, refused: Mapping[str, Reply] | None = None) -> ReplyError:
-    error_class = TransientReplyError if reply.is_transient else PermanentReplyError
-    return error_class(reply, command, refused=refused)
+_reply_error = reply_error
 
 
 class Session:
@@ -102,15 +95,25 @@ class Session:
             (Emacs' ``smtpmail-debug-verb``); a refusal is ignored.
         sendto_domain: a domain added to every recipient that has none, ``bob`` becoming
             ``bob@DOMAIN`` (Emacs' ``smtpmail-sendto-domain``).
-        pipelining: send MAIL, every RCPT and DATA in one write when the server offers PIPELINING
-            (RFC 2920).
+        pipelining: when the server offers PIPELINING (RFC 2920), write MAIL, the RCPTs and DATA
+            together, and start each message of :meth:`send_messages` right behind the previous.
+        chunking: use BDAT (RFC 3030) when the server offers CHUNKING: nothing dot-stuffed, no
+            end-of-data sequence to misread ("SMTP smuggling"), and BODY=BINARYMIME possible.
+            Off by default, so existing callers send exactly what they sent before.
+        chunk_size: the BDAT chunk size and the most message data per Write (default 64 KiB).
+        max_in_flight: the most commands awaiting replies when pipelining (default
+            :data:`~smtp_sansio.DEFAULT_MAX_IN_FLIGHT`, 100): neither side can then deadlock on
+            a full socket buffer.
+        lmtp: speak LMTP (RFC 2033): LHLO, no HELO fallback, one reply per accepted recipient
+            after the data, reported per recipient.  BDAT is not used in LMTP.
         timeout: seconds for every phase, a mapping from phase to seconds, or ``None`` for the
             RFC 5321 section 4.5.3.2 defaults (see :func:`~smtp_sansio.resolve_timeouts`).
         trace: called with a :class:`~smtp_sansio.TraceLine` for every line sent and received.
         max_data_line_length: the longest line of message data accepted, in octets without CRLF
             (RFC 5321 section 4.5.3.1.6 says 998); ``None`` disables the check.
         credentials: authenticate with these after TLS (Emacs' ``smtpmail-auth-credentials``,
-            resolved for this server by the adapter).  Without them no AUTH is sent.
+            resolved for this server by the adapter).  Without them no AUTH is sent, except
+            EXTERNAL when ``auth_mechanisms`` names it and ``client_certificate`` is true.
         auth_mechanisms: SASL mechanism names in order of preference; default
             :data:`~smtp_sansio.DEFAULT_PREFERENCE` (strongest first).  The first one the server
             offers and the credentials allow is used, and only that one: a refusal is final.
@@ -118,6 +121,9 @@ class Session:
             was not verified.  Off by default: credentials are then refused with
             :class:`~smtp_sansio.SecurityError` before a byte of them is sent.
         client_certificate: the adapter presents a TLS client certificate (needed for EXTERNAL).
+            The certificate alone authenticates with EXTERNAL only when ``auth_mechanisms`` names
+            it: a certificate is often presented for the server's own checks (a relay permitted by
+            fingerprint), and an AUTH nobody asked for could fail a connection that would work.
         nonce: returns a fresh, unpredictable client nonce (printable ASCII, no comma) for SCRAM;
             the core has no randomness of its own.  Without it SCRAM is never chosen.
         server_port: the port connected to, for OAUTHBEARER's host and port fields.
@@ -136,6 +142,10 @@ class Session:
         verb: bool = False,
         sendto_domain: str | None = None,
         pipelining: bool = True,
+        chunking: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        lmtp: bool = False,
         timeout: TimeoutSpec = None,
         trace: Callable[[TraceLine], None] | None = None,
         max_data_line_length: int | None = DEFAULT_MAX_LINE_LENGTH,
@@ -154,9 +164,16 @@ class Session:
         if sendto_domain is not None:
             validate_domain(sendto_domain, what="sendto domain")
         DataEncoder(max_line_length=max_data_line_length)  # checks the limit now, not at the first message
+        BdatEncoder(chunk_size=chunk_size)  # and the chunk size
+        if not is_positive_int(max_in_flight):
+            raise LocalProtocolError(f"max_in_flight must be a positive int, not {max_in_flight!r}")
         if credentials is not None and not isinstance(credentials, Credentials):
             raise LocalProtocolError(f"credentials must be Credentials, not {type(credentials).__name__}")
         self._auth_preference = mechanism_preference(auth_mechanisms)
+        explicit_external = auth_mechanisms is not None and "EXTERNAL" in self._auth_preference
+        if credentials is None and client_certificate and explicit_external:
+            # The certificate is the credential (RFC 4422 appendix A): nothing else to resolve.
+            credentials = Credentials()
         self._credentials = credentials
         self._allow_insecure_auth = allow_insecure_auth
         self._client_certificate = client_certificate
@@ -169,11 +186,15 @@ class Session:
         self._verb = verb
         self._sendto_domain = sendto_domain
         self._pipelining = pipelining
+        self._chunking = chunking and not lmtp
+        self._chunk_size = chunk_size
+        self._max_in_flight = max_in_flight
+        self._lmtp = lmtp
         self._timeouts = resolve_timeouts(timeout)
         self._trace = trace
         self._max_data_line_length = max_data_line_length
 
-        self._conn = Connection(max_data_line_length=max_data_line_length)
+        self._conn = Connection(max_data_line_length=max_data_line_length, chunk_size=chunk_size, lmtp=lmtp)
         self._capabilities = Capabilities()
         self._encrypted = tls == "implicit"
         self._verified = tls == "implicit" and tls_verified
@@ -185,6 +206,10 @@ class Session:
         self._failure: SMTPError | None = None
         self._failure_reported = False
         self._quit_done = False  # quit() on a closed session: the next request is Done(None)
+        # send_messages() keeps its operation through a fatal error, to report every message:
+        # an error found in received data is thrown into it rather than ending it.
+        self._batch = False
+        self._deferred: SMTPError | None = None
 
     # --- what the adapter and the user see -------------------------------------------------------
 
@@ -251,7 +276,11 @@ class Session:
             state = "closed" if self._closed else "idle"
             raise LocalProtocolError(f"the session is {state}: call send_message() or quit() first")
         try:
-            request = next(self._operation)
+            if self._deferred is not None:
+                error, self._deferred = self._deferred, None
+                request = self._operation.throw(error)
+            else:
+                request = next(self._operation)
         except StopIteration as stop:
             self._operation = None
             self._ready = not self._closed
@@ -288,6 +317,9 @@ class Session:
         try:
             self._conn.receive_data(data)
         except SMTPError as error:
+            if self._batch and self._operation is not None:
+                self._deferred = error  # send_messages() reports its messages before ending
+                return
             self._operation = None
             self._failure = error
 
@@ -310,61 +342,100 @@ class Session:
         checked = "verified" if verified else "NOT verified"
         self._note(f"TLS established with {self._server_hostname}, certificate {checked}")
 
-    def send_message(self, envelope: Envelope, data: bytes) -> None:
+    def send_message(
+        self,
+        envelope: Envelope,
+        data: MessageData,
+        *,
+        size: int | None = None,
+        body: BodyType | None = None,
+        dsn: Dsn | None = None,
+        requiretls: bool = False,
+        smtputf8: bool = False,
+    ) -> None:
         """Start sending one message; drive :meth:`next_request` until it returns ``Done(SendResult)``.
 
-        Everything is checked before the first byte: the addresses (after the sendto domain is
-        applied) against RFC 5321 and the server's SMTPUTF8 support, the data for NUL octets and
-        lines over 998 octets, the size against the server's SIZE limit.
+        For ``bytes``, everything is checked before the first byte: the addresses (after the
+        sendto domain is applied) against RFC 5321 and the server's SMTPUTF8 support, the data
+        for NUL octets and lines over 998 octets, 8-bit content against 8BITMIME, the size against
+        the server's SIZE limit.
+
+        For an iterable of ``bytes`` chunks (a generator, a file read in blocks by an adapter), the
+        content is read as it is sent, never held whole, in Writes of at most about ``chunk_size``
+        octets; only what needs no content is checked up front (see
+        :func:`smtp_sansio._transaction.prepare`).  A bad chunk (a NUL, an over-long line, 8-bit
+        content that cannot be declared, not bytes) ends the message safely: with BDAT nothing of
+        it is sent, the transaction is aborted with RSET (RFC 3030 section 2), the error is raised
+        and the session stays usable; with DATA, what went out cannot be taken back and "." would
+        deliver a truncated message, so the connection is closed without it (the server discards
+        the transaction, RFC 5321 section 4.1.1.4), the error is raised and the session is over.
 
         Args:
             envelope: the sender and recipients.
-            data: the message, headers and body, with any line endings; Bcc fields must already be
-                removed (:func:`~smtp_sansio.envelope_from_message` does it).
+            data: the message, headers and body, with any line endings: ``bytes``, or an iterable
+                of ``bytes`` chunks.  Bcc fields must already be removed
+                (:func:`~smtp_sansio.envelope_from_message` does it for bytes).
+            size: the message size, for SIZE when ``data`` is an iterable (RFC 1870).
+            body: the BODY parameter: ``"7BIT"``, ``"8BITMIME"`` (RFC 6152) or ``"BINARYMIME"`` (RFC
+                3030 section 3: sent untouched with BDAT; needs CHUNKING and BINARYMIME).  ``None``
+                decides from the content (bytes) or from the server (iterables: 8BITMIME if offered).
+            dsn: ask for delivery status notifications (RFC 3461); the server must offer DSN.
+            requiretls: ask that the message be relayed over verified TLS only (RFC 8689); needs
+                a verified TLS connection and a server offering REQUIRETLS.
+            smtputf8: declare SMTPUTF8 for an iterable whose header section is not ASCII.
 
         Raises:
             LocalProtocolError: the message cannot be sent as it is, or the session is not ready
                 (handshake not finished, another operation running, closed).
         """
         self._check_ready("send a message")
-        if not isinstance(envelope, Envelope):
-            raise LocalProtocolError(f"envelope must be an Envelope, not {type(envelope).__name__}")
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise LocalProtocolError(f"message data must be bytes, not {type(data).__name__}")
-        data = bytes(data)
-        recipients = dedupe_addresses(self._with_sendto_domain(r) for r in envelope.recipients)
-        envelope = Envelope(sender=envelope.sender, recipients=recipients)
-        capabilities = self._capabilities
-
-        # RFC 6531 section 3.4: non-ASCII addresses or header fields need SMTPUTF8 on MAIL.
-        smtputf8 = needs_smtputf8(envelope) or message_needs_smtputf8(data)
-        if smtputf8 and "SMTPUTF8" not in capabilities:
-            raise LocalProtocolError(
-                "the message has non-ASCII addresses or header fields and the server does not offer SMTPUTF8"
-            )
-        encoded = encode_data(data, max_line_length=self._max_data_line_length)
-        size = len(encoded) - 3  # RFC 1870 section 4: the octets of the message, not the final ".CRLF"
-        limit = capabilities.size_limit
-        if limit and size > limit:
-            raise LocalProtocolError(f"the message is {size} octets, over the server's SIZE limit of {limit}")
-        parameters: dict[str, str | None] = {}
-        if limit is not None:
-            parameters["SIZE"] = str(size)
-        if not data.isascii():
-            # RFC 6152 section 3: 8-bit content only to a server that announced 8BITMIME, which
-            # is told so; anything else could be mangled or bounced after acceptance.
-            if "8BITMIME" not in capabilities:
-                raise LocalProtocolError(
-                    "the message has 8-bit content and the server does not offer 8BITMIME; "
-                    "use a 7-bit Content-Transfer-Encoding (quoted-printable or base64)"
-                )
-            parameters["BODY"] = "8BITMIME"
-        if smtputf8:
-            parameters["SMTPUTF8"] = None
-        mail = Mail(sender=envelope.sender, parameters=parameters, smtputf8=smtputf8)
-        rcpts = [Rcpt(recipient=recipient, smtputf8=smtputf8) for recipient in recipients]
+        prepared = self._prepare(OutgoingMessage(
+            envelope=envelope, data=data, size=size, body=body, dsn=dsn, requiretls=requiretls,
+            smtputf8=smtputf8,
+        ))
         self._ready = False
-        self._operation = self._transaction(mail, rcpts, data)
+        self._operation = self._transaction(prepared)
+
+    def send_messages(self, messages: Iterable[OutgoingMessage | tuple[Envelope, MessageData]]) -> None:
+        """Start sending several messages over the connection, pipelined across transactions.
+
+        Drive :meth:`next_request` until it returns ``Done`` with a tuple of one outcome per message,
+        in order: a :class:`~smtp_sansio.SendResult`, the error that refused the message (a
+        :class:`~smtp_sansio.ReplyError`, or a :class:`~smtp_sansio.LocalProtocolError` for a
+        message that could not be sent, checked as by :meth:`send_message`), or
+        :class:`~smtp_sansio.Unsent` when the connection ended first.
+
+        With PIPELINING, the next message's MAIL and RCPT commands (and DATA) are written right
+        after the previous message's final "." or BDAT LAST, before its reply (RFC 2920 section
+        3.1, RFC 3030 section 4.2); never more than ``max_in_flight`` commands wait for replies.
+        A refused message does not affect the others.  A 421, a protocol violation or the server
+        hanging up ends the session: the request after Close is ``Done`` with every message not
+        finished reported :class:`~smtp_sansio.Unsent` (nothing is dropped), and the session is
+        closed.  (Bad data passed to :meth:`receive_data` before the first request of the batch
+        is raised by :meth:`next_request`, like any fatal error: nothing was sent then.)
+
+        Args:
+            messages: :class:`~smtp_sansio.OutgoingMessage` values, or ``(envelope, data)`` pairs.
+
+        Raises:
+            LocalProtocolError: an entry is neither, or the session is not ready.
+        """
+        self._check_ready("send messages")
+        prepared: list[PreparedMessage | SMTPError] = []
+        for entry in messages:
+            if isinstance(entry, tuple) and len(entry) == 2:
+                entry = OutgoingMessage(envelope=entry[0], data=entry[1])
+            if not isinstance(entry, OutgoingMessage):
+                raise LocalProtocolError(
+                    f"messages must be OutgoingMessage or (envelope, data) pairs, not {type(entry).__name__}"
+                )
+            try:
+                prepared.append(self._prepare(entry))
+            except LocalProtocolError as error:
+                prepared.append(error)
+        self._ready = False
+        self._batch = True
+        self._operation = self._batch_operation(prepared)
 
     def quit(self) -> None:
         """Start ending the session politely (QUIT, then close); drive it until ``Done(None)``.
@@ -412,10 +483,13 @@ class Session:
             yield from self._command(Verb())
 
     def _hello(self) -> Generator[Request, None, None]:
-        answer = yield from self._command(Ehlo(domain=self._local_hostname))
+        name = self._local_hostname
+        hello: Command = Lhlo(domain=name) if self._lmtp else Ehlo(domain=name)
+        answer = yield from self._command(hello)
         if answer.reply.is_positive:
+            # The LHLO reply has the EHLO reply's form (RFC 2033 section 4.1).
             self._capabilities = Capabilities.from_ehlo_reply(answer.reply)
-        elif answer.reply.is_permanent:
+        elif answer.reply.is_permanent and not self._lmtp:
             # RFC 5321 section 3.2: a server that does not understand EHLO answers 500, 502, 504 or
             # 550; the client falls back to HELO and uses no extension.
             answer = yield from self._command(Helo(domain=self._local_hostname))
@@ -425,6 +499,7 @@ class Session:
             server_name = answer.reply.text.split(" ", 1)[0] if answer.reply.text else ""
             self._capabilities = Capabilities(server_name=server_name, esmtp=False)
         else:
+            # A refused LHLO has no fallback: HELO is not LMTP (RFC 2033 section 4.1).
             yield from self._quit_and_close()
             raise _reply_error(answer.reply, answer.command)
         self._conn.pipelining = self._pipelining and "PIPELINING" in self._capabilities
@@ -500,52 +575,45 @@ class Session:
             reply=final.reply,
         )
 
-    def _transaction(self, mail: Mail, rcpts: list[Rcpt], data: bytes) -> Generator[Request, None, object]:
-        data_answer: ReplyReceived | None = None
-        rcpt_answers: list[ReplyReceived] = []
-        if self._conn.pipelining:
-            # RFC 2920 section 3.1: MAIL, the RCPTs and DATA form one group, which DATA ends; the
-            # replies come back in order and are checked one by one.
-            yield from self._write(mail, *rcpts, Data())
-            mail_answer = yield from self._expect()
-            for _ in rcpts:
-                rcpt_answers.append((yield from self._expect()))
-            data_answer = yield from self._expect()
-        else:
-            mail_answer = yield from self._command(mail)
-            if not mail_answer.reply.is_positive:
-                return _Refused(_reply_error(mail_answer.reply, mail_answer.command))
-            for rcpt in rcpts:
-                rcpt_answers.append((yield from self._command(rcpt)))
-            if any(answer.reply.is_positive for answer in rcpt_answers):
-                data_answer = yield from self._command(Data())
+    def _transaction(self, message: PreparedMessage) -> Generator[Request, None, object]:
+        (outcome,) = yield from self._runner().run([message])
+        # A single message is never Unsent: what ends the connection is raised.
+        return outcome if isinstance(outcome, SendResult) else _Refused(outcome)  # type: ignore[arg-type]
 
-        accepted = tuple(rcpt.recipient for rcpt, answer in zip(rcpts, rcpt_answers, strict=True)
-                         if answer.reply.is_positive)
-        refused = {rcpt.recipient: answer.reply for rcpt, answer in zip(rcpts, rcpt_answers, strict=True)
-                   if not answer.reply.is_positive}
-        if data_answer is not None and outcome_of(data_answer.reply.code) is Outcome.MORE:
-            if mail_answer.reply.is_positive and accepted:
-                yield from self._write_data(data)
-                final = yield from self._expect()
-                if not final.reply.is_positive:
-                    return _Refused(_reply_error(final.reply, "end of data"))
-                return SendResult(accepted=accepted, refused=refused, reply=final.reply)
-            # A server that accepts DATA without a transaction or a recipient: end the data at
-            # once, so that nothing can be delivered (RFC 2920 section 3.1).
-            yield from self._write_data(b"")
-            yield from self._expect()
+    def _batch_operation(
+        self, messages: list[PreparedMessage | SMTPError]
+    ) -> Generator[Request, None, tuple[MessageOutcome, ...]]:
+        runner = self._runner()
+        try:
+            outcomes: list[MessageOutcome] = (yield from runner.run(messages))
+        except SMTPError as error:
+            # The connection is over; every message without an outcome is reported unsent.
+            if not self._closed:
+                yield Close()
+            self._failure = error
+            self._failure_reported = True
+            outcomes = unsent(runner.outcomes(), runner.data_sent(), error)
+        finally:
+            self._batch = False
+        return tuple(outcomes)
 
-        if not mail_answer.reply.is_positive:
-            return _Refused(_reply_error(mail_answer.reply, mail_answer.command))
-        yield from self._reset()
-        if accepted and data_answer is not None:
-            return _Refused(_reply_error(data_answer.reply, data_answer.command))
-        # Every recipient refused.  The error is transient if any refusal is, since trying again
-        # later may then succeed for some.
-        replies = list(refused.values())
-        reply = next((r for r in replies if r.is_transient), replies[0])
-        return _Refused(_reply_error(reply, f"RCPT (all {len(replies)} recipients refused)", refused))
+    def _runner(self) -> TransactionRunner:
+        return TransactionRunner(
+            self._conn, self._timeouts, self._expect, self._emit, self._quit_and_close,
+            chunk_size=self._chunk_size, max_in_flight=self._max_in_flight,
+        )
+
+    def _prepare(self, message: OutgoingMessage) -> PreparedMessage:
+        envelope = message.envelope
+        if not isinstance(envelope, Envelope):
+            raise LocalProtocolError(f"envelope must be an Envelope, not {type(envelope).__name__}")
+        recipients = dedupe_addresses(self._with_sendto_domain(r) for r in envelope.recipients)
+        message = replace(message, envelope=Envelope(sender=envelope.sender, recipients=recipients))
+        return prepare(
+            message, self._capabilities, chunking=self._chunking, chunk_size=self._chunk_size,
+            encrypted_and_verified=self._encrypted and self._verified,
+            max_data_line_length=self._max_data_line_length,
+        )
 
     def _quit_operation(self) -> Generator[Request, None, None]:
         yield from self._quit_and_close()
@@ -563,13 +631,6 @@ class Session:
                 self._emit("C", command.trace_text())
         phase = commands[0].phase
         yield Write(data=data, timeout=self._timeouts[phase], phase=phase)
-
-    def _write_data(self, data: bytes) -> Generator[Request, None, None]:
-        encoded = self._conn.send_data(data) + self._conn.end_data()
-        if data:
-            self._emit("C", f"<message data: {len(encoded) - 3} octets>")
-        self._emit("C", ".")
-        yield Write(data=encoded, timeout=self._timeouts["data_block"], phase="data_block")
 
     def _expect(self) -> Generator[Request, None, ReplyReceived]:
         # The next reply; a 421 to anything ends the session (RFC 5321 section 3.8).
@@ -597,14 +658,6 @@ class Session:
                     for line in event.reply.wire_lines():
                         self._emit("S", line)
             return event
-
-    def _reset(self) -> Generator[Request, None, None]:
-        answer = yield from self._command(Rset())
-        if not answer.reply.is_positive:
-            # RFC 5321 section 4.1.1.5: RSET cannot fail; a server that says otherwise cannot be
-            # trusted with the next transaction.
-            yield from self._quit_and_close()
-            raise RemoteProtocolError(f"the server refused RSET: {answer.reply}")
 
     def _quit_and_close(self) -> Generator[Request, None, None]:
         try:

@@ -11,11 +11,14 @@ machine keeps two views of the same session:
 * the *projected* state assumes every command in flight succeeds.  :data:`SEND_TRANSITIONS` maps
   (projected state, input) to the next projected state, and an input with no entry is a
   :class:`~smtp_sansio.LocalProtocolError` naming both.  Inputs are command verbs, plus
-  ``DATA-BODY`` (message content after a 354), ``DATA-END`` (the terminating ``.``) and
+  ``DATA-BODY`` (message content after a 354), ``DATA-END`` (the terminating ``.``),
+  ``BDAT-LAST`` (the last chunk of a CHUNKING transaction, RFC 3030 section 2) and
   ``TLS-ESTABLISHED`` (the adapter finished the handshake).
 * the *confirmed* state follows the replies.  :data:`REPLY_TRANSITIONS` maps (verb, outcome) to the
   state the reply puts the session in, ``None`` meaning "unchanged".  A reply with no entry (a 354
-  to MAIL, a 2xx to DATA) is a :class:`~smtp_sansio.RemoteProtocolError`.
+  to MAIL, a 2xx to DATA) is a :class:`~smtp_sansio.RemoteProtocolError`.  In LMTP (RFC 2033
+  section 4.2) the end of the data is answered once per accepted recipient: the connection then
+  awaits one ``DATA-END-RCPT`` reply for each of them instead of one ``DATA-END`` reply.
 
 When no command is in flight the two views coincide.  When a pipelined command fails, the replies to
 the commands behind it settle the state: a refused MAIL leaves READY, and the DATA that was sent
@@ -51,6 +54,7 @@ class State(enum.Enum):
     TLS = "TLS"  # STARTTLS accepted: nothing may cross the wire until the handshake is done
     MAIL = "MAIL"  # mail transaction open: RCPT, DATA, RSET
     DATA = "DATA"  # 354 received: message content, then the terminating "."
+    BDAT = "BDAT"  # CHUNKING: chunks sent, more to come until BDAT ... LAST (RFC 3030 section 2)
     CLOSED = "CLOSED"  # QUIT answered, 421 received or the server hung up
     ERROR = "ERROR"  # a protocol violation on either side: the connection is dead
 
@@ -104,6 +108,16 @@ SEND_TRANSITIONS: dict[tuple[State, str], State] = {
     (State.MAIL, "RSET"): State.READY,
     (State.MAIL, "NOOP"): State.MAIL,
     (State.MAIL, "QUIT"): State.CLOSED,
+    # CHUNKING (RFC 3030 section 2): BDAT replaces DATA, never both in one transaction; the chunk
+    # marked LAST ends the message and the transaction, like DATA's "." (RFC 3030 section 2).
+    (State.MAIL, "BDAT"): State.BDAT,
+    (State.MAIL, "BDAT-LAST"): State.READY,
+    (State.BDAT, "BDAT"): State.BDAT,
+    (State.BDAT, "BDAT-LAST"): State.READY,
+    # RSET aborts a transaction between chunks and the receiver discards what it got (RFC 3030
+    # section 2); QUIT may end the session there as anywhere.  No RCPT after the first chunk.
+    (State.BDAT, "RSET"): State.READY,
+    (State.BDAT, "QUIT"): State.CLOSED,
     # Message content, then "." completes the transaction whatever the reply (RFC 5321 4.1.1.4).
     (State.DATA, "DATA-BODY"): State.DATA,
     (State.DATA, "DATA-END"): State.READY,
@@ -130,6 +144,19 @@ REPLY_TRANSITIONS: dict[tuple[str, Outcome], State | None] = {
     ("DATA", Outcome.FAILED): None,
     ("DATA-END", Outcome.OK): State.READY,
     ("DATA-END", Outcome.FAILED): State.READY,
+    # LMTP (RFC 2033 section 4.2): one reply per accepted recipient after the final ".", each
+    # positive or negative for its recipient alone; the transaction is over after the first.
+    ("DATA-END-RCPT", Outcome.OK): State.READY,
+    ("DATA-END-RCPT", Outcome.FAILED): State.READY,
+    # A chunk is answered once it has been read (RFC 3030 section 2): 250 keeps the transaction in
+    # chunking; a refusal leaves it where it was, and the client aborts it with RSET (the receiver
+    # discards the chunk and every later one, RFC 3030 section 2).
+    ("BDAT", Outcome.OK): State.BDAT,
+    ("BDAT", Outcome.FAILED): None,
+    # The reply to the LAST chunk is the reply to the whole message, as the reply to DATA's "."
+    # (RFC 3030 section 2): either way the transaction is over.
+    ("BDAT-LAST", Outcome.OK): State.READY,
+    ("BDAT-LAST", Outcome.FAILED): State.READY,
     ("RSET", Outcome.OK): State.READY,
     ("RSET", Outcome.FAILED): None,
     ("NOOP", Outcome.OK): None,
@@ -150,7 +177,9 @@ REPLY_TRANSITIONS.update(
 #: Commands that must be the last of a pipelined group: the client waits for their reply before
 #: sending anything else.  RFC 2920 section 3.1 names EHLO, DATA, VRFY, EXPN, TURN, QUIT and NOOP;
 #: STARTTLS (RFC 3207 4.2) and AUTH (RFC 4954 4) change the session; HELO, LHLO and VERB are
-#: treated the same way because nothing says they may be followed.
+#: treated the same way because nothing says they may be followed.  BDAT, with or without LAST, is
+#: not one: RFC 3030 section 4.2 lets chunks be pipelined, and a new MAIL may follow BDAT LAST as
+#: it may follow the "." of DATA (RFC 2920 section 3.1).
 GROUP_ENDERS: frozenset[str] = frozenset(
     {GREETING, "EHLO", "HELO", "LHLO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH", "AUTH-RESPONSE",
      "VERB"}

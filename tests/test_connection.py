@@ -43,12 +43,19 @@ COMMANDS = {
     "VERB": smtp.Verb(),
     "VRFY": smtp.Vrfy(argument="bob"),
 }
-SEND_INPUTS = (*COMMANDS, "DATA-BODY", "DATA-END", "TLS-ESTABLISHED")
+SEND_INPUTS = (*COMMANDS, "DATA-BODY", "DATA-END", "BDAT", "BDAT-LAST", "TLS-ESTABLISHED")
+#: Fed to feed_bdat() by apply("BDAT"): more than one default chunk, so one is ready to send.
+BDAT_BODY = b"body\r\n" * 11000
+#: What the first BDAT of BDAT_BODY and then BDAT LAST put on the wire and in events.
+BDAT_FRAME = b"BDAT 65536\r\n" + BDAT_BODY[:65536]
+BDAT_LAST_EMPTY = b"BDAT 0 LAST\r\n"
+TRACES = {"DATA-END": ".", "BDAT": "BDAT 65536", "BDAT-LAST": "BDAT 0 LAST"}  # BDAT LAST from MAIL
 #: The timeout phase each reply falls under (RFC 5321 section 4.5.3.2, names of DEFAULT_TIMEOUTS).
 PHASES = {
     "EHLO": "command", "HELO": "command", "LHLO": "command", "STARTTLS": "starttls", "AUTH": "auth",
     "AUTH-RESPONSE": "auth", "MAIL": "mail", "RCPT": "rcpt", "DATA": "data", "RSET": "command",
     "NOOP": "command", "QUIT": "command", "VERB": "command", "VRFY": "command", "DATA-END": "data_end",
+    "BDAT": "data_block", "BDAT-LAST": "data_end",
 }
 
 READY_PATH = [b"220 hi\r\n", "EHLO", b"250 ok\r\n"]
@@ -63,6 +70,7 @@ PATHS: dict[State, list[str | bytes]] = {
     State.TLS: [*READY_PATH, "STARTTLS", b"220 go ahead\r\n"],
     State.MAIL: MAIL_PATH,
     State.DATA: [*MAIL_PATH, "RCPT", b"250 ok\r\n", "DATA", b"354 go\r\n"],
+    State.BDAT: [*MAIL_PATH, "RCPT", b"250 ok\r\n", "BDAT", b"250 ok\r\n"],
     State.CLOSED: [*READY_PATH, "QUIT", b"221 bye\r\n"],
     # A command refused locally is the shortest way to a dead connection.
     State.ERROR: [b"220 hi\r\n", "RCPT"],
@@ -78,6 +86,15 @@ def apply(conn: Connection, verb: str) -> bytes:
     if verb == "TLS-ESTABLISHED":
         conn.start_tls_complete()
         return b""
+    if verb == "BDAT":
+        conn.feed_bdat(BDAT_BODY)
+        frame = conn.next_bdat()
+        assert frame is not None
+        return frame
+    if verb == "BDAT-LAST":
+        while conn.bdat_pending:
+            conn.next_bdat()
+        return conn.end_bdat()
     return conn.send(COMMANDS[verb])
 
 
@@ -194,6 +211,15 @@ def test_send_table_through_the_connection(state, verb):
             assert (data, conn.state, conn.in_flight) == (b".\r\n", State.DATA, ("DATA-END",))
         elif verb == "DATA-BODY":
             assert (data, conn.state, conn.in_flight) == (b"body\r\n", State.DATA, ())
+        elif verb == "BDAT":
+            # In BDAT, the rest of the BDAT that led there comes first: chunks follow the content.
+            payload = (BDAT_BODY[65536:] + BDAT_BODY)[:65536] if state is State.BDAT else BDAT_FRAME[12:]
+            assert (data, conn.state, conn.in_flight) == (b"BDAT 65536\r\n" + payload, state, ("BDAT",))
+        elif verb == "BDAT-LAST":
+            # The rest of BDAT_BODY when a BDAT went before, else an empty message.
+            rest = BDAT_BODY[65536:] if state is State.BDAT else b""
+            assert (data, conn.state, conn.in_flight) == (
+                b"BDAT %d LAST\r\n%s" % (len(rest), rest), state, ("BDAT-LAST",))
         else:
             assert (data, conn.state, conn.in_flight) == (b"", State.HELLO, ())
         return
@@ -205,6 +231,10 @@ def test_send_table_through_the_connection(state, verb):
         assert conn.state is State.CLOSED
     elif state is State.ERROR:
         assert message.endswith("unusable after an earlier error: RCPT is not allowed in state HELLO")
+    elif state is State.GREETING and verb == "BDAT":
+        # feed_bdat() sends nothing yet: it only checks that a transaction is open.
+        assert message == "BDAT is not allowed in state GREETING"
+        assert_unusable(conn, info.value)
     elif state is State.GREETING:
         # The greeting is in flight, and nothing may be sent before it (RFC 5321 section 3.1).
         assert message == f"cannot send {verb} before the reply to GREETING (RFC 2920 section 3.1)"
@@ -238,7 +268,9 @@ def test_reply_table_through_the_connection(state, verb, outcome):
         return
     events = feed(conn, reply_bytes(code))
     assert feed_every_way(script, reply_bytes(code)) == (events, conn.state, conn.in_flight)
-    command = None if verb == "GREETING" else "." if verb == "DATA-END" else COMMANDS[verb].trace_text()
+    command = None if verb == "GREETING" else TRACES.get(verb) or COMMANDS[verb].trace_text()
+    if verb == "BDAT-LAST" and state is State.BDAT:
+        command = f"BDAT {len(BDAT_BODY) - 65536} LAST"
     assert events == [ReplyReceived(verb=verb, command=command, reply=Reply(code=code, lines=(b"ok",)))]
     expected = REPLY_TRANSITIONS[key] or state
     assert (conn.state, conn.projected_state, conn.in_flight) == (expected, expected, ())

@@ -4,7 +4,7 @@ The session performs no I/O, so these tests are its adapter.  A script lists, in
 bytes the client must write and the bytes the server answers with; :class:`Driver` checks each Write
 request against the next client step and feeds the server steps on Read requests -- whole, byte by
 byte, or with every CR and its LF in separate reads.  StartTLS is answered by ``tls_established``
-without any TLS (real TLS is tested against aiosmtpd in test_sync_adapter.py).  Mail transactions
+without any TLS (real TLS is tested against aiosmtpd in test_adapters.py).  Mail transactions
 are tested in test_session_transactions.py with the same driver.
 """
 

@@ -26,11 +26,14 @@ COMMAND_VERBS = (
     "EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "AUTH-RESPONSE", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
     "QUIT", "VERB", "VRFY",
 )
-#: The pseudo-inputs of the send table: message content, its end, and the finished TLS handshake.
-PSEUDO_INPUTS = ("DATA-BODY", "DATA-END", "TLS-ESTABLISHED")
+#: The pseudo-inputs of the send table: message content, its end, a CHUNKING chunk (BDAT, whose
+#: command line is built by the connection with its payload) and the last one, and the finished TLS
+#: handshake.
+PSEUDO_INPUTS = ("DATA-BODY", "DATA-END", "BDAT", "BDAT-LAST", "TLS-ESTABLISHED")
 SEND_INPUTS = COMMAND_VERBS + PSEUDO_INPUTS
-#: What a reply can answer: the connection itself, every command, and the end of message content.
-REPLY_VERBS = (GREETING, *COMMAND_VERBS, "DATA-END")
+#: What a reply can answer: the connection itself, every command, the end of message content (once,
+#: or in LMTP once per accepted recipient, RFC 2033 section 4.2), and each BDAT chunk.
+REPLY_VERBS = (GREETING, *COMMAND_VERBS, "DATA-END", "DATA-END-RCPT", "BDAT", "BDAT-LAST")
 
 S = State
 EXPECTED_SEND: dict[tuple[State, str], State] = {
@@ -58,6 +61,12 @@ EXPECTED_SEND: dict[tuple[State, str], State] = {
     (S.MAIL, "RSET"): S.READY,
     (S.MAIL, "NOOP"): S.MAIL,
     (S.MAIL, "QUIT"): S.CLOSED,
+    (S.MAIL, "BDAT"): S.BDAT,
+    (S.MAIL, "BDAT-LAST"): S.READY,
+    (S.BDAT, "BDAT"): S.BDAT,
+    (S.BDAT, "BDAT-LAST"): S.READY,
+    (S.BDAT, "RSET"): S.READY,
+    (S.BDAT, "QUIT"): S.CLOSED,
     (S.DATA, "DATA-BODY"): S.DATA,
     (S.DATA, "DATA-END"): S.READY,
 }
@@ -115,6 +124,15 @@ EXPECTED_REPLY: dict[tuple[str, Outcome], State | None] = {
     ("DATA-END", R.OK): S.READY,
     ("DATA-END", R.FAILED): S.READY,
     ("DATA-END", R.CLOSING): S.CLOSED,
+    ("DATA-END-RCPT", R.OK): S.READY,
+    ("DATA-END-RCPT", R.FAILED): S.READY,
+    ("DATA-END-RCPT", R.CLOSING): S.CLOSED,
+    ("BDAT", R.OK): S.BDAT,
+    ("BDAT", R.FAILED): UNCHANGED,
+    ("BDAT", R.CLOSING): S.CLOSED,
+    ("BDAT-LAST", R.OK): S.READY,
+    ("BDAT-LAST", R.FAILED): S.READY,
+    ("BDAT-LAST", R.CLOSING): S.CLOSED,
 }
 
 _ABSENT = object()
@@ -128,9 +146,9 @@ def _pair_id(pair: tuple[object, object]) -> str:
 # --- the enums --------------------------------------------------------------------------------------
 
 
-def test_states_are_the_documented_ten():
+def test_states_are_the_documented_eleven():
     assert [state.name for state in State] == [
-        "GREETING", "REJECTED", "HELLO", "READY", "AUTH", "TLS", "MAIL", "DATA", "CLOSED", "ERROR",
+        "GREETING", "REJECTED", "HELLO", "READY", "AUTH", "TLS", "MAIL", "DATA", "BDAT", "CLOSED", "ERROR",
     ]
     # The values are the names, so a state prints the same in traces, errors and the docs' diagram.
     assert all(state.value == state.name for state in State)
@@ -209,7 +227,26 @@ def test_only_auth_and_data_take_an_intermediate_reply():
 def test_every_command_verb_can_be_answered():
     # Every input of the send table that puts a command on the wire has a row in the reply table.
     sent = {verb for _, verb in SEND_TRANSITIONS} - {"DATA-BODY", "TLS-ESTABLISHED"}
-    assert {verb for verb, _ in REPLY_TRANSITIONS} == sent | {GREETING}
+    # The end of data is answered per recipient in LMTP (RFC 2033 section 4.2).
+    assert {verb for verb, _ in REPLY_TRANSITIONS} == sent | {GREETING, "DATA-END-RCPT"}
+
+
+def test_chunking_transitions():
+    # RFC 3030 section 2: BDAT replaces DATA (never both in a transaction), no RCPT after a chunk,
+    # LAST ends the transaction like DATA's "." whatever its reply, and RSET aborts between chunks.
+    allowed = {verb for state, verb in SEND_TRANSITIONS if state is State.BDAT}
+    assert allowed == {"BDAT", "BDAT-LAST", "RSET", "QUIT"}
+    assert (State.DATA, "BDAT") not in SEND_TRANSITIONS
+    assert (State.BDAT, "DATA") not in SEND_TRANSITIONS
+    assert REPLY_TRANSITIONS[("BDAT-LAST", Outcome.FAILED)] is State.READY
+    # A chunk may be followed by more chunks and by the next transaction (RFC 3030 section 4.2).
+    assert not {"BDAT", "BDAT-LAST"} & GROUP_ENDERS
+
+
+def test_lmtp_replies_each_end_the_transaction():
+    # RFC 2033 section 4.2: each per-recipient reply answers the data for that recipient alone.
+    assert REPLY_TRANSITIONS[("DATA-END-RCPT", Outcome.OK)] is State.READY
+    assert REPLY_TRANSITIONS[("DATA-END-RCPT", Outcome.FAILED)] is State.READY
 
 
 # --- outcome_of ------------------------------------------------------------------------------------
