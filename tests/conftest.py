@@ -8,6 +8,9 @@ are importable by their plain name.  Markers (``postfix``, ``slow``) are declare
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from hypothesis import HealthCheck, settings
 
 #: Fixture modules of this directory, by module name (``"servers"`` for ``tests/servers.py``).
@@ -22,3 +25,11 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("smtp-sansio")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the user's own smtp-sansio configuration file out of every test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("no-config-home")))
+        yield
