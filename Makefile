@@ -1,7 +1,7 @@
 # smtp-sansio developer tasks.  Everything runs in the virtual environment .venv, created on demand.
 #
 #   make demo        send a message through a throwaway local SMTP server (with STARTTLS)
-#   make bench       compare smtp-sansio with smtplib and aiosmtplib (benchmarks/run.py; minutes)
+#   make bench       compare smtp-sansio with other clients (benchmarks/run.py; minutes)
 #   make check       lint, type-check, test (with >= 95% branch coverage of the core), build the docs
 #   make lint | typecheck | test | docs    one step of `check`
 #   make clean       remove build and test artefacts;  make distclean  also removes .venv

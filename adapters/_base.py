@@ -19,19 +19,28 @@ leaves the client, even where awaiting is no longer possible.
 
 from __future__ import annotations
 
+import io
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from email.message import Message
-from typing import Literal, TypedDict, TypeVar
+from typing import IO, Literal, TypedDict, TypeVar, cast
 
 from smtp_sansio import (
+    DEFAULT_CHUNK_SIZE,
+    BodyType,
     Capabilities,
+    Dsn,
+    Envelope,
     LocalProtocolError,
+    MessageData,
+    OutgoingMessage,
     SecurityError,
+    SendResult,
     SMTPConnectError,
     SMTPError,
     SMTPTimeoutError,
     TimeoutSpec,
+    Unsent,
     envelope_from_bytes,
     envelope_from_message,
 )
@@ -40,10 +49,33 @@ from ._client import ClientConfig, CredentialsOption
 from ._credentials import AskCallback, ClientCertOption, TokenProvider
 from ._options import TraceOption
 
-__all__ = ["OPTIONS_DOC", "READ_SIZE", "ClientBase", "ClientOptions", "document_options"]
+__all__ = [
+    "OPTIONS_DOC",
+    "READ_SIZE",
+    "BatchItem",
+    "BatchOutcome",
+    "ClientBase",
+    "ClientOptions",
+    "MessageInput",
+    "document_options",
+]
 
 _E = TypeVar("_E", bound=BaseException)
 _T = TypeVar("_T")
+
+#: A message for ``send_message``: an :class:`email.message.Message`, the message as bytes, a binary
+#: file object (read in ``chunk_size`` pieces as it is sent), or an iterable of ``bytes`` chunks.
+MessageInput = Message | bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes]
+
+#: An entry of ``send_messages``: a Message or bytes (the envelope comes from its headers), or an
+#: :class:`~smtp_sansio.OutgoingMessage` with its own envelope, data and options.
+BatchItem = Message | bytes | bytearray | memoryview | OutgoingMessage
+
+#: The outcome of one message of ``send_messages``: its :class:`~smtp_sansio.SendResult`; the
+#: :class:`~smtp_sansio.ReplyError` that refused it, or the
+#: :class:`~smtp_sansio.LocalProtocolError` that kept it from being sent; or
+#: :class:`~smtp_sansio.Unsent` when the connection ended before its outcome was known.
+BatchOutcome = SendResult | SMTPError | Unsent
 
 #: How much to ask for per read; the session bounds what it buffers, not this.
 READ_SIZE = 65536
@@ -84,6 +116,17 @@ OPTIONS_DOC = """
         auth_mechanisms: SASL mechanisms in order of preference (default: strongest first;
             :data:`smtp_sansio.SEED_MECHANISMS` is Emacs' order).
         allow_insecure_auth: allow credentials over plaintext or unverified TLS (off by default).
+        pipelining: when the server offers PIPELINING (RFC 2920), write MAIL, the RCPTs and the
+            data command without waiting for each reply, and start each message of
+            ``send_messages`` right behind the previous one (default ``True``; ``False`` waits for
+            every reply).
+        chunking: send messages with BDAT (RFC 3030) when the server offers CHUNKING (default
+            ``True``): no dot-stuffing, no end-of-data sequence the server could misread, and
+            ``body="BINARYMIME"`` possible.  ``False`` always uses DATA.
+        chunk_size: the BDAT chunk size in octets, also the most message data per write and the
+            size of each read from a file given as a message (default 65536).
+        lmtp: speak LMTP (RFC 2033) rather than SMTP: LHLO, and one reply per recipient after the
+            data, reported per recipient.  DATA is used, never BDAT.
 
     Raises:
         LocalProtocolError: an option is invalid (``CredentialsError`` for credentials).
@@ -116,6 +159,10 @@ class ClientOptions(TypedDict, total=False):
     client_cert: ClientCertOption
     auth_mechanisms: Sequence[str] | None
     allow_insecure_auth: bool
+    pipelining: bool
+    chunking: bool
+    chunk_size: int
+    lmtp: bool
 
 
 class ClientBase:
@@ -149,12 +196,17 @@ class ClientBase:
         client_cert: ClientCertOption = None,
         auth_mechanisms: Sequence[str] | None = None,
         allow_insecure_auth: bool = False,
+        pipelining: bool = True,
+        chunking: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        lmtp: bool = False,
     ) -> None:
         self._config = ClientConfig(
             host=host, port=port, tls=tls, ssl_context=ssl_context, local_hostname=local_hostname,
             sendto_domain=sendto_domain, verb=verb, trace=trace, timeout=timeout, username=username,
             password=password, credentials=credentials, ask=ask, oauth_token=oauth_token,
             client_cert=client_cert, auth_mechanisms=auth_mechanisms, allow_insecure_auth=allow_insecure_auth,
+            pipelining=pipelining, chunking=chunking, chunk_size=chunk_size, lmtp=lmtp,
         )
         self._options = self._config.server
         # Replaced on connect, when the local address (a possible EHLO name) is known.
@@ -195,22 +247,108 @@ class ClientBase:
             raise LocalProtocolError(f"this SMTPClient is already {self._state}; create a new one")
         self._state = "open"
 
-    def _start_message(
-        self, message: Message | bytes, sender: str | None, recipients: list[str] | tuple[str, ...] | None
-    ) -> None:
-        # Checks the client, makes the envelope and hands the message to the session; the adapter
-        # then drives the session until Done.  Nothing is sent if this raises.
+    def _check_usable(self) -> None:
         if self._state != "open":
             what = f"not connected: call connect() or use '{self._WITH} SMTPClient(...)'"
             if self._state == "closed":
                 failure = self._failure
                 what = "closed" if failure is None else f"no longer usable after: {_describe(failure)}"
             raise LocalProtocolError(f"this SMTPClient is {what}")
+
+    def _start_message(
+        self,
+        message: MessageInput,
+        sender: str | None,
+        recipients: Iterable[str] | None,
+        *,
+        dsn: Dsn | None = None,
+        requiretls: bool = False,
+        body: BodyType | None = None,
+    ) -> None:
+        # Checks the client, makes the envelope and hands the message to the session; the adapter
+        # then drives the session until Done.  Nothing is sent if this raises.
+        self._check_usable()
+        outgoing = self._outgoing(message, sender, recipients, dsn=dsn, requiretls=requiretls, body=body)
+        self._session.send_message(
+            outgoing.envelope, outgoing.data, dsn=outgoing.dsn, requiretls=outgoing.requiretls,
+            body=outgoing.body,
+        )
+
+    def _outgoing(
+        self,
+        message: MessageInput,
+        sender: str | None,
+        recipients: Iterable[str] | None,
+        *,
+        dsn: Dsn | None = None,
+        requiretls: bool = False,
+        body: BodyType | None = None,
+    ) -> OutgoingMessage:
+        # The envelope and the data of one message, whatever form it was given in.
+        data: MessageData
         if isinstance(message, Message):
             envelope, data = envelope_from_message(message, sender=sender, recipients=recipients)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            envelope, data = envelope_from_bytes(bytes(message), sender=sender, recipients=recipients)
         else:
-            envelope, data = envelope_from_bytes(message, sender=sender, recipients=recipients)
-        self._session.send_message(envelope, data)
+            data = self._message_chunks(message)
+            if sender is None or recipients is None:
+                raise LocalProtocolError(
+                    f"a message given as {type(message).__name__} is sent as it is read: "
+                    "give sender and recipients explicitly"
+                )
+            if isinstance(recipients, str | bytes):
+                raise LocalProtocolError("recipients must be an iterable of addresses, not a single string")
+            # The session drops duplicate recipients, as for the other forms.
+            envelope = Envelope(sender=sender, recipients=tuple(recipients))
+        return OutgoingMessage(envelope=envelope, data=data, dsn=dsn, requiretls=requiretls, body=body)
+
+    def _message_chunks(self, message: object) -> Iterable[bytes]:
+        # A binary file is read in chunks as it is sent; any other iterable is its chunks.
+        if isinstance(message, io.TextIOBase):
+            raise LocalProtocolError("a message file must be opened in binary mode ('rb')")
+        read = getattr(message, "read", None)
+        if callable(read):
+            return _file_chunks(read, self._config.chunk_size)
+        if isinstance(message, str) or not isinstance(message, Iterable):
+            raise LocalProtocolError(
+                "a message must be an email.message.Message, bytes, a binary file or an iterable of "
+                f"bytes, not {type(message).__name__}"
+            )
+        return message
+
+    def _start_messages(self, messages: Iterable[BatchItem]) -> dict[int, LocalProtocolError]:
+        # Hands the batch to the session; a message that cannot even be given an envelope is
+        # reported in its place (returned by index) instead of stopping the others.
+        self._check_usable()
+        single = isinstance(messages, Message | bytes | bytearray | memoryview | str)
+        if single or not isinstance(messages, Iterable):
+            raise LocalProtocolError("messages must be an iterable of messages, not one message")
+        outgoing: list[OutgoingMessage] = []
+        failed: dict[int, LocalProtocolError] = {}
+        for index, item in enumerate(messages):
+            if isinstance(item, OutgoingMessage):
+                outgoing.append(item)
+                continue
+            try:
+                outgoing.append(self._outgoing(item, None, None))
+            except LocalProtocolError as error:
+                failed[index] = error
+        self._session.send_messages(outgoing)
+        return failed
+
+    def _finish_messages(
+        self, failed: dict[int, LocalProtocolError], result: object
+    ) -> tuple[BatchOutcome, ...]:
+        # Merges the session's outcomes with the messages refused before it; a batch that ended the
+        # connection ends the client too.
+        sent = cast(tuple[BatchOutcome, ...], result)
+        rest = iter(sent)
+        outcomes = tuple(failed[i] if i in failed else next(rest) for i in range(len(sent) + len(failed)))
+        if self._session.closed and self._state != "closed":
+            ended = next((o.error for o in outcomes if isinstance(o, Unsent)), None)
+            self._fail(ended or LocalProtocolError("the connection ended during send_messages"))
+        return outcomes
 
     def _after_error(self, exc: BaseException) -> None:
         # Called with whatever interrupted the loop.  A refused transaction leaves the session usable
@@ -294,3 +432,9 @@ def _os_reason(exc: OSError) -> str:
 
 def _ssl_reason(exc: ssl.SSLError) -> str:
     return str(exc.reason or exc.strerror or exc)
+
+
+def _file_chunks(read: Callable[[int], object], size: int) -> Iterator[bytes]:
+    # A file's content, one read at a time: never more than one chunk of it in memory here.
+    while chunk := read(size):
+        yield cast(bytes, chunk)

@@ -15,7 +15,14 @@ import secrets
 import ssl
 from collections.abc import Sequence
 
-from smtp_sansio import Credentials, Session, TimeoutSpec, resolve_timeouts
+from smtp_sansio import (
+    DEFAULT_CHUNK_SIZE,
+    Credentials,
+    LocalProtocolError,
+    Session,
+    TimeoutSpec,
+    resolve_timeouts,
+)
 
 from ._credentials import (
     AskCallback,
@@ -72,6 +79,10 @@ class ClientConfig:
         client_cert: ClientCertOption = None,
         auth_mechanisms: Sequence[str] | None = None,
         allow_insecure_auth: bool = False,
+        pipelining: bool = True,
+        chunking: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        lmtp: bool = False,
     ) -> None:
         self.server: ServerOptions = resolve_server_options(
             host=host, port=port, tls=tls, ssl_context=ssl_context, local_hostname=local_hostname
@@ -97,6 +108,14 @@ class ClientConfig:
         self._trace = trace_callback(trace)
         self._auth_mechanisms = auth_mechanisms
         self._allow_insecure_auth = allow_insecure_auth
+        for name, flag in (("pipelining", pipelining), ("chunking", chunking), ("lmtp", lmtp)):
+            if not isinstance(flag, bool):
+                raise LocalProtocolError(f"{name} must be True or False, not {flag!r}")
+        self._pipelining = pipelining
+        self._chunking = chunking
+        #: The BDAT chunk size, also the size of each read of a file given as a message.
+        self.chunk_size = chunk_size
+        self._lmtp = lmtp
         self.new_session("127.0.0.1", None)  # checks the session's own options now
 
     @property
@@ -163,4 +182,8 @@ class ClientConfig:
             allow_insecure_auth=self._allow_insecure_auth,
             client_certificate=self._client_certificate,
             nonce=_scram_nonce,
+            pipelining=self._pipelining,
+            chunking=self._chunking,
+            chunk_size=self.chunk_size,
+            lmtp=self._lmtp,
         )

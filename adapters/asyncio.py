@@ -22,13 +22,21 @@ import asyncio
 import functools
 import math
 import ssl
-from email.message import Message
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Unpack, cast
 
-from smtp_sansio import Close, Done, Read, SendResult, SMTPError, StartTLS, Write
+from smtp_sansio import BodyType, Close, Done, Dsn, Read, SendResult, SMTPError, StartTLS, Write
 
-from ._base import READ_SIZE, ClientBase, ClientOptions, document_options
+from ._base import (
+    READ_SIZE,
+    BatchItem,
+    BatchOutcome,
+    ClientBase,
+    ClientOptions,
+    MessageInput,
+    document_options,
+)
 
 __all__ = ["SMTPClient", "send_message"]
 
@@ -116,12 +124,19 @@ class SMTPClient(ClientBase):
 
     async def send_message(
         self,
-        message: Message | bytes,
+        message: MessageInput,
         *,
         sender: str | None = None,
-        recipients: list[str] | tuple[str, ...] | None = None,
+        recipients: Iterable[str] | None = None,
+        dsn: Dsn | None = None,
+        requiretls: bool = False,
+        body: BodyType | None = None,
     ) -> SendResult:
         """Send one message over this connection; see :meth:`.sync.SMTPClient.send_message`.
+
+        A binary file given as the message is read in the event loop, ``chunk_size`` octets at a
+        time as the data is sent: each read of a local file blocks the loop briefly.  To avoid
+        even that (a file on a slow network share), pass an iterable of chunks read beforehand.
 
         Returns:
             The accepted recipients, the refused ones with their replies, and the final reply.
@@ -133,8 +148,24 @@ class SMTPClient(ClientBase):
             SMTPError: any other failure; the connection is closed.
         """
         async with self._lock:
-            self._start_message(message, sender, recipients)
+            self._start_message(message, sender, recipients, dsn=dsn, requiretls=requiretls, body=body)
             return cast(SendResult, await self._drive())
+
+    async def send_messages(self, messages: Iterable[BatchItem]) -> tuple[BatchOutcome, ...]:
+        """Send several messages, pipelined across transactions; see :meth:`.sync.SMTPClient.send_messages`.
+
+        Returns:
+            One outcome per message, in order: a :class:`~smtp_sansio.SendResult`, the
+            :class:`~smtp_sansio.SMTPError` that refused it or kept it from being sent, or
+            :class:`~smtp_sansio.Unsent` when the connection ended first (the client is then closed).
+
+        Raises:
+            LocalProtocolError: the client is not connected or no longer usable.
+            SMTPError: a failure of the connection itself (a timeout); the connection is closed.
+        """
+        async with self._lock:
+            failed = self._start_messages(messages)
+            return self._finish_messages(failed, await self._drive())
 
     async def quit(self) -> None:
         """Send QUIT, read the reply and close the connection; nothing if already closed.
@@ -294,18 +325,25 @@ def _socket_open(writer: asyncio.StreamWriter) -> bool:
 
 
 async def send_message(
-    message: Message | bytes,
+    message: MessageInput,
     *,
     sender: str | None = None,
-    recipients: list[str] | tuple[str, ...] | None = None,
+    recipients: Iterable[str] | None = None,
+    dsn: Dsn | None = None,
+    requiretls: bool = False,
+    body: BodyType | None = None,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
     """Connect, send one message, and quit.
 
     Args:
-        message: an :class:`email.message.Message` or the message as bytes.
+        message: an :class:`email.message.Message`, the message as bytes, a binary file or an
+            iterable of ``bytes`` chunks (see :meth:`.sync.SMTPClient.send_message`).
         sender: the envelope sender; default the Sender or From header.
         recipients: the envelope recipients; default every To, Cc and Bcc address.
+        dsn: delivery status notifications to ask for (RFC 3461).
+        requiretls: ask for REQUIRETLS (RFC 8689).
+        body: the BODY parameter, or ``None`` to choose.
         options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
 
     Returns:
@@ -317,4 +355,6 @@ async def send_message(
     # In a worker thread: checking the options may block (socket.getfqdn, certificate files).
     client = await asyncio.to_thread(functools.partial(SMTPClient, **options))
     async with client:
-        return await client.send_message(message, sender=sender, recipients=recipients)
+        return await client.send_message(
+            message, sender=sender, recipients=recipients, dsn=dsn, requiretls=requiretls, body=body
+        )

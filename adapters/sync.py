@@ -22,13 +22,21 @@ from __future__ import annotations
 
 import socket
 import ssl
-from email.message import Message
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Unpack, cast
 
-from smtp_sansio import Close, Done, Read, SendResult, SMTPError, StartTLS, Write
+from smtp_sansio import BodyType, Close, Done, Dsn, Read, SendResult, SMTPError, StartTLS, Write
 
-from ._base import READ_SIZE, ClientBase, ClientOptions, document_options
+from ._base import (
+    READ_SIZE,
+    BatchItem,
+    BatchOutcome,
+    ClientBase,
+    ClientOptions,
+    MessageInput,
+    document_options,
+)
 
 __all__ = ["SMTPClient", "send_message"]
 
@@ -109,18 +117,31 @@ class SMTPClient(ClientBase):
 
     def send_message(
         self,
-        message: Message | bytes,
+        message: MessageInput,
         *,
         sender: str | None = None,
-        recipients: list[str] | tuple[str, ...] | None = None,
+        recipients: Iterable[str] | None = None,
+        dsn: Dsn | None = None,
+        requiretls: bool = False,
+        body: BodyType | None = None,
     ) -> SendResult:
         """Send one message over this connection.
 
         Args:
-            message: an :class:`email.message.Message` (Bcc fields are not transmitted), or the
-                message as bytes (its Bcc fields are removed too).
+            message: an :class:`email.message.Message` (Bcc fields are not transmitted); the
+                message as bytes (its Bcc fields are removed too); or, streamed without ever being
+                held whole, a binary file object (read ``chunk_size`` octets at a time) or an
+                iterable of ``bytes`` chunks (a generator).  A streamed message is sent as it is
+                read, Bcc fields included, so ``sender`` and ``recipients`` must be given.
             sender: the envelope sender; default the Sender or From header.
             recipients: the envelope recipients; default every To, Cc and Bcc address.
+            dsn: ask for delivery status notifications (RFC 3461): a :class:`~smtp_sansio.Dsn`
+                with NOTIFY, RET, ENVID and ORCPT; the server must offer DSN.
+            requiretls: ask that the message be relayed over verified TLS only (RFC 8689); needs
+                a verified TLS connection and a server offering REQUIRETLS.
+            body: the BODY parameter: ``"7BIT"``, ``"8BITMIME"`` or ``"BINARYMIME"`` (sent
+                untouched with BDAT; needs ``chunking`` and a server offering CHUNKING and
+                BINARYMIME).  ``None`` chooses from the content and the server.
 
         Returns:
             The accepted recipients, the refused ones with their replies, and the final reply.
@@ -132,8 +153,34 @@ class SMTPClient(ClientBase):
                 data); the connection stays usable.
             SMTPError: any other failure; the connection is closed.
         """
-        self._start_message(message, sender, recipients)
+        self._start_message(message, sender, recipients, dsn=dsn, requiretls=requiretls, body=body)
         return cast(SendResult, self._drive())
+
+    def send_messages(self, messages: Iterable[BatchItem]) -> tuple[BatchOutcome, ...]:
+        """Send several messages over this connection, pipelined across transactions.
+
+        With PIPELINING, each message's MAIL, RCPT and DATA (or BDAT) commands are written right
+        behind the previous message's data, before its reply; at most 100 commands wait for replies.
+        A refused message does not affect the others.
+
+        Args:
+            messages: :class:`email.message.Message` or ``bytes`` values (the envelope from the
+                headers), or :class:`~smtp_sansio.OutgoingMessage` values, which carry their own
+                envelope, data (bytes or an iterable of chunks) and options (``dsn``, ...).
+
+        Returns:
+            One outcome per message, in order: a :class:`~smtp_sansio.SendResult`; the
+            :class:`~smtp_sansio.ReplyError` that refused the message, or the
+            :class:`~smtp_sansio.LocalProtocolError` that kept it from being sent; or
+            :class:`~smtp_sansio.Unsent` (with the error and whether its data was already sent)
+            when the connection ended before its outcome was known -- the client is then closed.
+
+        Raises:
+            LocalProtocolError: the client is not connected or no longer usable.
+            SMTPError: a failure of the connection itself (a timeout); the connection is closed.
+        """
+        failed = self._start_messages(messages)
+        return self._finish_messages(failed, self._drive())
 
     def quit(self) -> None:
         """Send QUIT, read the reply and close the connection.
@@ -231,18 +278,25 @@ class SMTPClient(ClientBase):
 
 
 def send_message(
-    message: Message | bytes,
+    message: MessageInput,
     *,
     sender: str | None = None,
-    recipients: list[str] | tuple[str, ...] | None = None,
+    recipients: Iterable[str] | None = None,
+    dsn: Dsn | None = None,
+    requiretls: bool = False,
+    body: BodyType | None = None,
     **options: Unpack[ClientOptions],
 ) -> SendResult:
     """Connect, send one message, and quit.
 
     Args:
-        message: an :class:`email.message.Message` or the message as bytes.
+        message: an :class:`email.message.Message`, the message as bytes, a binary file or an
+            iterable of ``bytes`` chunks (see :meth:`SMTPClient.send_message`).
         sender: the envelope sender; default the Sender or From header.
         recipients: the envelope recipients; default every To, Cc and Bcc address.
+        dsn: delivery status notifications to ask for; see :meth:`SMTPClient.send_message`.
+        requiretls: ask for REQUIRETLS (RFC 8689).
+        body: the BODY parameter, or ``None`` to choose.
         options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
 
     Returns:
@@ -252,7 +306,9 @@ def send_message(
         SMTPError: see :meth:`SMTPClient.connect` and :meth:`SMTPClient.send_message`.
     """
     with SMTPClient(**options) as client:
-        return client.send_message(message, sender=sender, recipients=recipients)
+        return client.send_message(
+            message, sender=sender, recipients=recipients, dsn=dsn, requiretls=requiretls, body=body
+        )
 
 
 def _set_timeout(sock: socket.socket, timeout: float | None) -> None:

@@ -4,6 +4,8 @@
   client's interpreter lock, as it does in the project's tests).  It does not offer PIPELINING.
 * :func:`sink_server` -- the sink of :mod:`_sink` in a child process, offering PIPELINING.
 * :func:`delayed_link` -- the delay proxy of :mod:`_proxy` in a child process, in front of a port.
+* :func:`smtp_sink_server` -- Postfix's ``smtp-sink`` (C), offering PIPELINING but not CHUNKING.
+  It reports nothing per connection: its rows are not cross-checked and count no round trips.
 
 Everything listens on 127.0.0.1, on a port the kernel chose.  Each server reports, per client
 connection, the statistics of :mod:`_sink` (bursts, messages, recipients); :meth:`Server.collect`
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
+import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +35,20 @@ from typing import Any
 from _proxy import serve_delay_proxy
 from _sink import SESSION_VERBS, serve_sink
 
-__all__ = ["Server", "aiosmtpd_server", "delayed_link", "measure_rtt", "sink_server"]
+__all__ = [
+    "SMTP_SINK",
+    "Server",
+    "aiosmtpd_server",
+    "delayed_link",
+    "measure_rtt",
+    "sink_server",
+    "smtp_sink_server",
+]
+
+#: Postfix's smtp-sink, when installed.
+SMTP_SINK = shutil.which("smtp-sink") or next(
+    (path for path in ("/usr/sbin/smtp-sink", "/usr/bin/smtp-sink") if os.access(path, os.X_OK)), None
+)
 
 LOOPBACK = "127.0.0.1"
 _STARTUP_TIMEOUT = 30.0
@@ -45,6 +63,8 @@ class Server:
     host: str
     port: int
     _next_report: Callable[[float], dict[str, int]] = field(repr=False)
+    #: Whether the server reports each connection (messages, recipients, bursts).
+    counts: bool = True
 
     def collect(self, *, min_bursts: int = 1) -> dict[str, int]:
         """The statistics of the next client connection that has ended.
@@ -151,6 +171,44 @@ def measure_rtt(server: Server, *, samples: int = 7) -> float:
     server.collect()
     times.sort()
     return times[len(times) // 2]
+
+
+# --- Postfix's smtp-sink ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def smtp_sink_server() -> Iterator[Server]:
+    """Run Postfix's smtp-sink on a free loopback port (``-u nobody`` when running as root)."""
+    if SMTP_SINK is None:
+        raise RuntimeError("smtp-sink (from the postfix package) is not installed")
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    command = [SMTP_SINK, *(["-u", "nobody"] if os.geteuid() == 0 else []), f"{LOOPBACK}:{port}", "256"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise RuntimeError(f"smtp-sink did not start: {error.strip()}")
+            time.sleep(0.05)
+
+        def no_report(timeout: float) -> dict[str, int]:
+            raise RuntimeError("smtp-sink reports nothing")
+
+        yield Server(name="smtp-sink", host=LOOPBACK, port=port, _next_report=no_report, counts=False)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
 
 
 # --- aiosmtpd ----------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """A fast SMTP sink that counts round trips, run in a child process.
 
-It speaks just enough SMTP for a client to send mail: EHLO (advertising PIPELINING and 8BITMIME),
-HELO, MAIL, RCPT, DATA and the message data up to the lone dot, RSET, NOOP and QUIT, with the
-sequence checks of RFC 5321 section 4.1.4 (503 out of order) and RFC 2920 section 3.1 (554 for DATA
-with no recipient).  Everything it receives is discarded.
+It speaks just enough SMTP for a client to send mail: EHLO (advertising PIPELINING, 8BITMIME and
+CHUNKING), HELO, MAIL, RCPT, DATA and the message data up to the lone dot, BDAT (RFC 3030: each
+chunk's octets counted off, the message ending with the chunk marked LAST), RSET, NOOP and QUIT,
+with the sequence checks of RFC 5321 section 4.1.4 (503 out of order) and RFC 2920 section 3.1 (554
+for DATA or BDAT with no recipient).  Everything it receives is discarded, and it never holds more
+than one read of it.
 
 Round trips.  The sink counts the client's *bursts*: everything the client sends between two
 moments at which the sink has written a reply.  A burst starts with the first read after a reply
@@ -34,13 +36,14 @@ SERVER_NAME = b"sink.bench.test"
 SESSION_VERBS = frozenset({b"EHLO", b"HELO", b"NOOP", b"QUIT"})
 
 _GREETING = b"220 " + SERVER_NAME + b" ESMTP benchmark sink\r\n"
-_EHLO = b"250-" + SERVER_NAME + b"\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+_EHLO = b"250-" + SERVER_NAME + b"\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n"
 _HELO = b"250 " + SERVER_NAME + b"\r\n"
 _OK = b"250 2.0.0 Ok\r\n"
 _MAIL_OK = b"250 2.1.0 Ok\r\n"
 _RCPT_OK = b"250 2.1.5 Ok\r\n"
 _DATA_GO = b"354 End data with <CR><LF>.<CR><LF>\r\n"
 _QUEUED = b"250 2.0.0 Ok: queued\r\n"
+_CHUNK_OK = b"250 2.0.0 Ok: chunk received\r\n"
 _BYE = b"221 2.0.0 Bye\r\n"
 _NESTED_MAIL = b"503 5.5.1 Error: nested MAIL command\r\n"
 _NEED_MAIL = b"503 5.5.1 Error: need MAIL command\r\n"
@@ -63,6 +66,8 @@ class _Client:
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.in_data = False
+        self.bdat_left = 0  # octets of the current BDAT chunk still to read
+        self.bdat_last = False
         self.data_fresh = False  # in DATA, nothing read yet: ".\r\n" alone ends an empty message
         self.has_mail = False
         self.rcpts = 0
@@ -88,7 +93,10 @@ class _Client:
         self.inbuf += data
         replies = bytearray()
         while not self.closing:
-            reply = self._data_step() if self.in_data else self._command_step()
+            if self.bdat_left:
+                reply = self._chunk_step()
+            else:
+                reply = self._data_step() if self.in_data else self._command_step()
             if reply is None:
                 break
             replies += reply
@@ -121,6 +129,17 @@ class _Client:
             return None
         del buf[: end + 5]
         return self._end_of_data()
+
+    def _chunk_step(self) -> bytes | None:
+        buf = self.inbuf
+        taken = min(len(buf), self.bdat_left)
+        if taken:
+            self._classify(None)  # chunk data in a new burst is the transaction's
+        del buf[:taken]
+        self.bdat_left -= taken
+        if self.bdat_left:
+            return None
+        return self._end_of_data() if self.bdat_last else _CHUNK_OK
 
     def _end_of_data(self) -> bytes:
         self.stats["messages"] += 1
@@ -168,6 +187,19 @@ class _Client:
             self.in_data = True
             self.data_fresh = True
             return _DATA_GO
+        if verb == b"BDAT":
+            words = line.split()
+            last = len(words) == 3 and words[2].upper() == b"LAST"
+            if len(words) not in (2, 3) or not words[1].isdigit() or (len(words) == 3 and not last):
+                return _SYNTAX
+            if not self.has_mail:
+                return _NEED_MAIL
+            if not self.rcpts:
+                return _NO_RCPT
+            self.bdat_left, self.bdat_last = int(words[1]), last
+            if not self.bdat_left:
+                return self._end_of_data() if last else _CHUNK_OK
+            return b""  # the reply comes once the chunk is read
         if verb == b"EHLO":
             self._reset()
             return _EHLO

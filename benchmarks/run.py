@@ -1,16 +1,18 @@
-"""Compare smtp-sansio's blocking adapter with smtplib and aiosmtplib, side by side.
+"""Compare smtp-sansio's adapters with smtplib, aiosmtplib, smtpproto and smtp-source, side by side.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/run.py            # the full run (a few minutes)
+    make bench                                    # = .venv/bin/python benchmarks/run.py (minutes)
     .venv/bin/python benchmarks/run.py --quick    # fewer messages and repetitions (about a minute)
     .venv/bin/python benchmarks/run.py --json results.json
 
 Every client sends the same messages, over one connection per repetition, to the same servers:
-aiosmtpd (in a thread, no PIPELINING), a fast pipelining sink (in a child process), and that sink
-behind an emulated 20 ms round-trip link.  The table shows messages per second (the median of the
-repetitions), the round trips per message counted by the server, and each client's speed relative
-to smtplib's.  See README.md beside this file for what is measured and how.
+aiosmtpd (in a thread, no PIPELINING), a fast sink offering PIPELINING and CHUNKING (in a child
+process), Postfix's smtp-sink, and the sink behind an emulated 20 ms round-trip link.  The first
+table shows messages per second (the median of the repetitions), the round trips per message
+counted by the server, and each client's speed relative to smtplib's; the second, one large message
+per client (throughput and peak memory growth); then the targets and whether this run met them.
+See README.md beside this file for what is measured and how.
 """
 
 from __future__ import annotations
@@ -28,10 +30,20 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from _clients import CLIENTS, Client, Timing
-from _servers import Server, aiosmtpd_server, delayed_link, measure_rtt, sink_server
+from _large import LARGE_CLIENTS, LargeResult, format_large_table, run_large
+from _servers import (
+    SMTP_SINK,
+    Server,
+    aiosmtpd_server,
+    delayed_link,
+    measure_rtt,
+    sink_server,
+    smtp_sink_server,
+)
 
 MESSAGE_SIZE = 230
 SENDER = "sender@bench.example"
@@ -58,7 +70,9 @@ class Workload:
 
 WORKLOADS = (
     Workload("small", "1 rcpt", 1, 2000, 200, 100, 20),
-    Workload("rcpt100", "100 rcpts", 100, 200, 20, 20, 5),
+    # Over the link, 10 messages of 100 recipients: each client that waits for every reply needs
+    # about 2.2 s per message there, and four of them do.
+    Workload("rcpt100", "100 rcpts", 100, 200, 20, 10, 5),
 )
 
 
@@ -78,7 +92,8 @@ def _sink_via_link() -> Iterator[Server]:
 
 SERVERS = (
     ServerSetup("aiosmtpd", "aiosmtpd (thread)", aiosmtpd_server),
-    ServerSetup("sink", "sink, PIPELINING", sink_server),
+    ServerSetup("sink", "sink, PIPELINING+CHUNKING", sink_server),
+    ServerSetup("smtp-sink", "Postfix smtp-sink", smtp_sink_server),
     ServerSetup("link", "sink, 20 ms link", _sink_via_link, link=True),
 )
 
@@ -141,7 +156,9 @@ class Result:
         return statistics.median(self.cpu) / self.messages
 
     @property
-    def round_trips(self) -> float:
+    def round_trips(self) -> float | None:
+        if not self.transaction_bursts or min(self.transaction_bursts) < 0:
+            return None  # a server that does not count
         return statistics.fmean(self.transaction_bursts) / self.messages
 
     @property
@@ -181,6 +198,8 @@ def _send(server: Server, client: Client, messages: Sequence[bytes], recipients:
 ]:
     assert client.run is not None
     timing = client.run(server.host, server.port, messages, SENDER, recipients)
+    if not server.counts:
+        return timing, {"transaction_bursts": -1, "session_bursts": -1}
     report = server.collect()
     expected = (len(messages), len(messages) * len(recipients))
     if (report["messages"], report["recipients"]) != expected:
@@ -237,6 +256,40 @@ def run_server(setup: ServerSetup, *, quick: bool, repeat: int, clients: Sequenc
     return results, rtt
 
 
+def run_large_workload(sizes: Sequence[int]) -> list[LargeResult]:
+    """Workload (c): one large message per client and size, to the sink (see _large.py)."""
+    import tempfile
+
+    from _large import write_message
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="smtp-bench-") as directory, sink_server() as server:
+        for size in sizes:
+            path = Path(directory) / f"message-{size}.eml"
+            write_message(path, size)
+            actual = path.stat().st_size
+            for client in LARGE_CLIENTS:
+                started = time.perf_counter()
+                try:
+                    result = run_large(client, server.host, server.port, path, actual)
+                except (RuntimeError, OSError, ValueError) as exc:
+                    result = LargeResult(client, actual, True, error=str(exc).strip().splitlines()[-1])
+                if result.installed and result.error is None:
+                    report = server.collect()
+                    if report["messages"] != 1:
+                        count = report["messages"]
+                        raise RuntimeError(f"{client}: the sink received {count} messages, not 1")
+                if result.installed and result.error is None:
+                    outcome = f"{result.throughput:.1f} MB/s, +{result.growth_mib:.1f} MiB"
+                else:
+                    outcome = result.error or "not installed"
+                took = time.perf_counter() - started
+                _progress(f"large message, {actual / 1e6:.0f} MB: {client}: {outcome} ({took:.1f} s)")
+                results.append(result)
+            path.unlink()
+    return results
+
+
 # --- output ----------------------------------------------------------------------------------------
 
 
@@ -281,7 +334,7 @@ def format_table(results: Sequence[Result]) -> str:
             f"{1000 / median:.2f}",
             f"{1000 * result.median_cpu:.3f}",
             f"{spread:.0%}",
-            _format_count(result.round_trips),
+            "-" if result.round_trips is None else _format_count(result.round_trips),
             "" if ratio is None else f"{ratio:.2f}x",
         ))
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
@@ -295,6 +348,44 @@ def format_table(results: Sequence[Result]) -> str:
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def targets(results: Sequence[Result], large: Sequence[LargeResult]) -> str:
+    """The issue's targets against this run's figures, one line each."""
+
+    def best(server: str, workload: str) -> Result | None:
+        rows = [r for r in results if r.server == server and r.workload.key == workload
+                and r.client.name.startswith("sansio") and r.client.installed and r.ratio is not None]
+        return max(rows, key=lambda r: r.median_rate, default=None)
+
+    lines = []
+    sink = next(s.label for s in SERVERS if s.key == "sink")
+    link = next(s.label for s in SERVERS if s.key == "link")
+    for label, server, workload, goal in (
+        ("(a) 1 rcpt, loopback sink", sink, "small", 1.5),
+        ("(b) 100 rcpts, loopback sink", sink, "rcpt100", 5),
+        ("(e) 1 rcpt, 20 ms link", link, "small", 3),
+        ("(e) 100 rcpts, 20 ms link", link, "rcpt100", 50),
+    ):
+        found = best(server, workload)
+        if found is not None and found.ratio is not None:
+            verdict = "met" if found.ratio >= goal else "MISSED"
+            lines.append(f"  {label}: {found.ratio:.2f}x smtplib ({found.client.name}), "
+                         f"target {goal}x: {verdict}")
+    for workload in WORKLOADS:
+        trips = [r.round_trips for r in results if r.server == sink and r.workload is workload
+                 and r.client.name.endswith("batch") and r.round_trips is not None]
+        if trips:
+            verdict = "met" if max(trips) <= 1.05 else "MISSED"
+            lines.append(f"  (d) round trips per message, {workload.label}, batches to the sink: "
+                         f"{max(trips):.2f}, target 1: {verdict}")
+    growth = [r.growth_mib for r in large
+              if r.client.startswith("sansio") and r.installed and r.error is None]
+    if growth:
+        verdict = "met" if max(growth) < 32 else "MISSED"
+        lines.append(f"  (c) smtp-sansio peak memory growth: {min(growth):.1f} to {max(growth):.1f} MiB, "
+                     f"target < 32 MiB: {verdict}")
+    return "\n".join(lines)
 
 
 def environment() -> dict[str, Any]:
@@ -341,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures to FILE")
     parser.add_argument(
         "--repeat", type=int, metavar="N",
-        help="repetitions per client (default 5, with --quick 3; over the slow link always 1 unless given)",
+        help="repetitions per client (default 3, with --quick 2; aiosmtpd and the slow link 1 unless given)",
     )
     parser.add_argument(
         "--servers", nargs="+", choices=[setup.key for setup in SERVERS], default=[s.key for s in SERVERS],
@@ -358,6 +449,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile-server", choices=[setup.key for setup in SERVERS], default="sink",
         help="the server for --profile (default: sink)",
+    )
+    parser.add_argument(
+        "--no-large", action="store_true", help="leave out workload (c), the large message",
+    )
+    parser.add_argument(
+        "--large-mb", type=int, nargs="+", metavar="MB",
+        help="sizes of the large message in MB (default 20 and 200; with --quick 20)",
     )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
@@ -377,19 +475,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             if setup.key == "aiosmtpd" and importlib.util.find_spec("aiosmtpd") is None:
                 _progress("aiosmtpd is not installed: its rows are left out")
                 continue
+            if setup.key == "smtp-sink" and SMTP_SINK is None:
+                _progress("smtp-sink (Postfix) is not installed: its rows are left out")
+                continue
             if args.repeat is not None:
                 repeat = args.repeat
-            elif setup.link:
+            elif setup.link or setup.key == "aiosmtpd":
                 # Over the link the time is the emulated latency times the round trips, which
                 # varies by well under 1% between runs: one repetition is enough, and the slowest
-                # row (100 recipients, no pipelining) costs about 2 s per message.
+                # row (100 recipients, no pipelining) costs about 2 s per message.  aiosmtpd, in
+                # this process and without pipelining, costs 6 s per client for 100 recipients:
+                # one repetition there too keeps the whole run within minutes.
                 repeat = 1
             else:
-                repeat = 3 if args.quick else 5
+                repeat = 2 if args.quick else 3
             server_results, rtt = run_server(setup, quick=args.quick, repeat=repeat, clients=CLIENTS)
             results.extend(server_results)
             if rtt is not None:
                 rtts[setup.key] = rtt
+        large: list[LargeResult] = []
+        if not args.no_large:
+            sizes = args.large_mb or ([20] if args.quick else [20, 200])
+            large = run_large_workload([mb * 1_000_000 for mb in sizes])
         duration = time.perf_counter() - started
     except KeyboardInterrupt:
         print("interrupted; every server has been stopped", file=sys.stderr)
@@ -409,6 +516,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(format_table(results))
     print()
+    if large:
+        print("one large message to the sink (PIPELINING, CHUNKING), each client in a process of its own;")
+        print("growth is the peak RSS while sending minus the peak RSS before opening the message:")
+        print()
+        print(format_large_table(large))
+        print()
+    summary = targets(results, large)
+    if summary:
+        print("targets (measured, never asserted):")
+        print(summary)
+        print()
     print(f"total time {duration:.0f} s")
 
     if args.json:
@@ -419,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "measured_link_rtt_seconds": rtts,
             "duration_seconds": duration,
             "results": [result.as_json() for result in results],
+            "large": [vars(result) for result in large],
         }
         with open(args.json, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2)

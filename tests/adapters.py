@@ -93,6 +93,9 @@ class Client:
     def send_message(self, message: Any, **options: Any) -> Any:
         return self.adapter.run(self.wrapped.send_message, message, **options)
 
+    def send_messages(self, messages: Any) -> Any:
+        return self.adapter.run(self.wrapped.send_messages, messages)
+
     def quit(self) -> None:
         self.adapter.run(self.wrapped.quit)
 

@@ -9,28 +9,40 @@ and trio.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email
 import importlib
+import io
+import itertools
 import logging
 import socket
 import ssl
+import subprocess
 import sys
 import threading
+import tracemalloc
+import uuid
 from email.message import EmailMessage
 
 import anyio
 import pytest
+import test_postfix_esmtp
+from postfix import queue_id_of
 from servers import ESMTP_RULES, LOOPBACK, Rule, ehlo_reply, running_smtpd
 
 from adapters import client_sockets
 from smtp_sansio import (
     AuthenticationError,
+    Dsn,
+    Envelope,
     LocalProtocolError,
+    OutgoingMessage,
     PermanentReplyError,
     SecurityError,
     SMTPConnectError,
     SMTPTimeoutError,
     TransientReplyError,
+    Unsent,
 )
 from smtp_sansio.adapters._netrc import CredentialsError
 
@@ -808,3 +820,319 @@ async def test_close_from_another_task_ends_a_waiting_operation(async_adapter, s
     assert client_sockets(server.port) == []
     with pytest.raises(LocalProtocolError, match="is closed"):
         await client.send_message(make_message())
+
+
+# --- streamed messages, batches, BDAT and DSN (aiosmtpd, a discarding server, Postfix) --------------
+
+SENDER = "alice@example.org"
+
+
+def raw_message(recipient: str, body: bytes = b"Streamed body.\n", subject: str = "streamed") -> bytes:
+    header = b"From: %s\nTo: %s\nSubject: %s\n\n" % (SENDER.encode(), recipient.encode(), subject.encode())
+    return header + body
+
+
+class ReadRecorder(io.BytesIO):
+    """A binary file that records the size asked for by each read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.sizes.append(-1 if size is None else size)
+        return super().read(size)
+
+
+def test_a_binary_file_is_read_in_chunks(adapter, smtpd_factory):
+    server = smtpd_factory()
+    data = raw_message("bob@example.org", b"line of the file\n" * 200)
+    file = ReadRecorder(data)
+    with adapter.client(port=server.port, chunk_size=512, **PLAIN) as client:
+        result = client.send_message(file, sender=SENDER, recipients=["bob@example.org"])
+    assert result.accepted == ("bob@example.org",)
+    [received] = server.messages
+    assert received.content == data.replace(b"\n", b"\r\n")
+    # Never the whole file at once: chunk_size octets per read, until the end.
+    assert file.sizes and set(file.sizes) == {512}
+    assert len(file.sizes) == len(data) // 512 + 2
+
+
+def test_a_generator_is_sent_as_it_is_read(adapter, smtpd_factory):
+    server = smtpd_factory()
+    pieces = [b"From: alice@example.org\nTo: bob@", b"example.org\nSubject: gen\n\n", b".dot\n", b"end\n"]
+    result = adapter.send_message(
+        (piece for piece in pieces), sender=SENDER, recipients=("bob@example.org",), port=server.port, **PLAIN
+    )
+    assert result.accepted == ("bob@example.org",)
+    [received] = server.messages
+    assert received.content == b"".join(pieces).replace(b"\n", b"\r\n")
+
+
+def test_a_stream_needs_sender_and_recipients(adapter, smtpd_factory, tmp_path):
+    server = smtpd_factory()
+    path = tmp_path / "message.eml"
+    path.write_bytes(raw_message("bob@example.org"))
+    with adapter.client(port=server.port, **PLAIN) as client:
+        with pytest.raises(LocalProtocolError, match="give sender and recipients explicitly"):
+            client.send_message(iter([b"To: bob@example.org\n\nhi\n"]))
+        with path.open("rb") as file, pytest.raises(LocalProtocolError, match="sender and recipients"):
+            client.send_message(file, sender=SENDER)
+        with path.open("r") as text, pytest.raises(LocalProtocolError, match="binary mode"):
+            client.send_message(text, sender=SENDER, recipients=["bob@example.org"])
+        with pytest.raises(LocalProtocolError, match="not str"):
+            client.send_message("To: bob@example.org\n\nhi\n", sender=SENDER, recipients=["bob@example.org"])
+        with pytest.raises(LocalProtocolError, match="not a single string"):
+            client.send_message(iter([b"x\n"]), sender=SENDER, recipients="bob@example.org")
+        # Nothing was sent, and the client is still usable.
+        with path.open("rb") as file:
+            assert client.send_message(file, sender=SENDER, recipients=["bob@example.org"]).accepted
+    assert server.commands().count("MAIL") == 1
+    assert len(server.messages) == 1
+
+
+def test_options_are_checked(adapter):
+    for options in ({"chunk_size": 0}, {"pipelining": "yes"}, {"chunking": 1}, {"lmtp": None}):
+        with pytest.raises(LocalProtocolError):
+            adapter.client(port=25, **PLAIN, **options)
+
+
+def test_send_messages_reports_each_outcome_in_order(adapter, smtpd_factory):
+    server = smtpd_factory()
+    batch = [
+        make_message(to="first@example.org", subject="one"),
+        raw_message("refuse-me@example.org"),
+        b"From: alice@example.org\nSubject: no recipients at all\n\nhi\n",
+        OutgoingMessage(envelope=Envelope(sender=SENDER, recipients=("third@example.org",)),
+                        data=iter([raw_message("third@example.org", subject="three")])),
+    ]
+    with adapter.client(port=server.port, **PLAIN) as client:
+        first, refused, unsendable, third = client.send_messages(batch)
+        assert client.send_messages([]) == ()
+        assert client.send_message(make_message(subject="after")).accepted  # still usable
+    assert first.accepted == ("first@example.org",)
+    assert isinstance(refused, PermanentReplyError) and refused.code == 550
+    assert isinstance(unsendable, LocalProtocolError) and "no recipients" in str(unsendable)
+    assert third.accepted == ("third@example.org",)
+    subjects = [email.message_from_bytes(m.content)["Subject"] for m in server.messages]
+    assert subjects == ["one", "three", "after"]
+
+
+def test_send_messages_after_a_421_reports_unsent_and_ends_the_client(adapter, smtpd_factory):
+    server = smtpd_factory(mail_421=True)
+    with adapter.client(port=server.port, **PLAIN) as client:
+        outcomes = client.send_messages([make_message(subject="a"), make_message(subject="b")])
+        assert len(outcomes) == 2
+        assert all(isinstance(o, Unsent | TransientReplyError) for o in outcomes)
+        assert isinstance(outcomes[-1], Unsent) and not outcomes[-1].data_sent
+        with pytest.raises(LocalProtocolError, match="no longer usable"):
+            client.send_messages([make_message()])
+        assert not client.transport_open
+    assert server.messages == []
+
+
+def test_send_messages_needs_an_iterable_of_messages(adapter, smtpd_factory):
+    server = smtpd_factory()
+    client = adapter.client(port=server.port, **PLAIN)
+    with client, pytest.raises(LocalProtocolError, match="not one message"):
+        client.send_messages(raw_message("bob@example.org"))
+    with pytest.raises(LocalProtocolError, match="not connected"):
+        adapter.client(port=server.port, **PLAIN).send_messages([])
+
+
+class DiscardServer:
+    """An SMTP server in a thread that offers PIPELINING and CHUNKING and throws the data away.
+
+    It reads into one preallocated buffer (``recv_into``), so that it allocates next to nothing
+    while a large message goes through: tracemalloc then sees the client's memory only.
+    """
+
+    EHLO = b"250-discard.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n"
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port = self._listener.getsockname()[1]
+        self.received = 0  # message octets
+        self._buffer = bytearray(1 << 16)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> DiscardServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.close()
+        self._thread.join(30)
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self._listener.accept()
+            with conn:
+                conn.settimeout(60)
+                self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        view = memoryview(self._buffer)
+        pending = bytearray()
+        conn.sendall(b"220 discard.test ESMTP\r\n")
+        while True:
+            end = pending.find(b"\r\n")
+            if end < 0:
+                count = conn.recv_into(view)
+                if not count:
+                    return
+                pending += view[:count]
+                continue
+            line = bytes(pending[:end]).upper()
+            del pending[: end + 2]
+            if line.startswith(b"EHLO"):
+                conn.sendall(self.EHLO)
+            elif line.startswith(b"QUIT"):
+                conn.sendall(b"221 bye\r\n")
+                return
+            elif line.startswith(b"DATA"):
+                conn.sendall(b"354 go ahead\r\n")
+                self._skip_data(conn, view, pending)
+                conn.sendall(b"250 2.0.0 discarded\r\n")
+            elif line.startswith(b"BDAT"):
+                size = int(line.split()[1])
+                taken = min(size, len(pending))
+                del pending[:taken]
+                while taken < size:
+                    count = conn.recv_into(view, min(len(view), size - taken))
+                    if not count:
+                        return
+                    taken += count
+                self.received += size
+                conn.sendall(b"250 2.0.0 discarded\r\n" if line.endswith(b"LAST") else b"250 2.0.0 more\r\n")
+            else:
+                conn.sendall(b"250 2.0.0 ok\r\n")
+
+    def _skip_data(self, conn: socket.socket, view: memoryview, pending: bytearray) -> None:
+        # Up to CRLF.CRLF, keeping only the last four octets across reads.
+        tail = bytearray(pending)
+        pending.clear()
+        while True:
+            end = tail.find(b"\r\n.\r\n")
+            if end >= 0 or tail.startswith(b".\r\n"):
+                rest = end + 5 if end >= 0 else 3
+                self.received += rest
+                pending += tail[rest:]
+                return
+            self.received += max(len(tail) - 4, 0)
+            del tail[:-4]
+            count = conn.recv_into(view)
+            if not count:
+                return
+            tail += view[:count]
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["BDAT", "DATA"])
+def test_a_large_streamed_message_needs_little_memory(adapter, chunking):
+    block = b"".join(b"%075d\r\n" % n for n in range(800))  # 62.5 KiB of 77-octet lines
+    count = 20 * MIB // len(block)
+    with DiscardServer() as server, adapter.client(port=server.port, chunking=chunking, **PLAIN) as client:
+        header = b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: large\r\n\r\n"
+        chunks = itertools.chain([header], itertools.repeat(block, count))
+        tracemalloc.start()
+        try:
+            result = client.send_message(chunks, sender=SENDER, recipients=["bob@example.org"])
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert result.accepted == ("bob@example.org",)
+    assert server.received >= count * len(block)
+    # A bound on what the client held while sending 20 MiB (the server allocates almost nothing).
+    assert peak < 8 * MIB
+
+
+#: aiosmtpd's LMTP server, answering per recipient ("full-" local parts are refused).
+lmtp_server = test_postfix_esmtp.lmtp_server
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_pipelining_can_be_switched_off(adapter, caplog, pipelining):
+    caplog.set_level(logging.INFO, logger="smtp_sansio.trace")
+    recipients = ["a@example.org", "b@example.org"]
+    with DiscardServer() as server:
+        result = adapter.send_message(raw_message("x@example.org"), recipients=recipients, chunking=False,
+                                      pipelining=pipelining, trace=True, port=server.port, **PLAIN)
+    assert result.accepted == tuple(recipients)
+    lines = [r.getMessage() for r in caplog.records if r.name == "smtp_sansio.trace"]
+    start = next(i for i, line in enumerate(lines) if line.startswith("C: MAIL"))
+    sides = [line[0] for line in lines[start : start + 8]]
+    # MAIL, both RCPTs and DATA written before the first reply, or each waiting for its reply.
+    assert sides == (list("CCCCSSSS") if pipelining else list("CSCSCSCS"))
+
+
+def test_lmtp_option(adapter, lmtp_server):
+    port, handler = lmtp_server
+    recipients = ["a@example.org", "full-b@example.org"]
+    result = adapter.send_message(raw_message("a@example.org"), recipients=recipients, lmtp=True, port=port,
+                                  **PLAIN)
+    assert result.accepted == ("a@example.org",)
+    assert result.refused["full-b@example.org"].code == 552
+    assert handler.messages[0][0] == ["a@example.org"]
+
+
+# --- the same against Postfix: BDAT (the default when offered), batches, DSN ------------------------
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.org"
+
+
+POSTFIX_OPTIONS = {"tls": "none", "local_hostname": "client.test", "timeout": 20}
+
+
+@pytest.mark.postfix
+def test_bdat_from_a_file_arrives_intact_at_postfix(adapter, postfix):
+    recipient = unique("hold")
+    body = b".leading dot\n..two dots\n.\n" + b"a line of the body\n" * 40
+    file = io.BytesIO(raw_message(recipient, body))
+    with adapter.client(postfix.host, postfix.smtp_port, chunk_size=256, **POSTFIX_OPTIONS) as client:
+        assert "CHUNKING" in client.capabilities
+        result = client.send_message(file, sender=SENDER, recipients=[recipient])
+    queue_id = queue_id_of(result.reply.text)
+    _, _, stored = postfix.pop_held_message(queue_id).partition(b"\n\n")
+    assert stored == body  # not dot-stuffed: BDAT counts octets
+    counts = postfix.queue_connection(queue_id)
+    assert int(counts["bdat"]) > 3 and "data" not in counts
+
+
+@pytest.mark.postfix
+def test_a_batch_pipelined_to_postfix_with_one_refused(adapter, postfix):
+    recipients = [unique("first"), unique("refuse"), unique("third"), unique("fourth")]
+    batch = [raw_message(r) for r in recipients[:3]]
+    batch.append(OutgoingMessage(envelope=Envelope(sender=SENDER, recipients=(recipients[3],)),
+                                 data=(piece for piece in [raw_message(recipients[3])])))
+    with adapter.client(postfix.host, postfix.smtp_port, **POSTFIX_OPTIONS) as client:
+        first, refused, third, fourth = client.send_messages(batch)
+    assert isinstance(refused, PermanentReplyError) and refused.code == 550
+    assert [o.accepted for o in (first, third, fourth)] == [(r,) for r in (recipients[0], *recipients[2:])]
+    queue_ids = [queue_id_of(o.reply.text) for o in (first, third, fourth)]
+    for queue_id in queue_ids:
+        postfix.wait_for_delivery(queue_id, 1)
+    counts = postfix.queue_connection(queue_ids[0])
+    # One connection; nothing sent for the refused message but an RSET.
+    assert (counts["mail"], counts["rcpt"], counts["bdat"], counts["rset"]) == ("4", "3/4", "3", "1")
+
+
+@pytest.mark.postfix
+def test_dsn_reaches_postfix(adapter, postfix):
+    recipient = unique("hold")
+    dsn = Dsn(notify=("FAILURE", "DELAY"), ret="FULL", envid="batch 7", orcpt={recipient: "orig@example.org"})
+    result = adapter.send_message(raw_message(recipient), dsn=dsn, host=postfix.host, port=postfix.smtp_port,
+                                  **POSTFIX_OPTIONS)
+    queue_id = queue_id_of(result.reply.text)
+    config = ["-c", str(postfix.config_directory)]
+    shown = subprocess.run(["/usr/sbin/postcat", *config, "-e", "-q", queue_id],
+                           capture_output=True, check=True, text=True)
+    postfix.pop_held_message(queue_id)
+    assert "named_attribute: envelope_id=batch 7\n" in shown.stdout
+    assert "named_attribute: dsn_orig_rcpt=rfc822;orig@example.org\n" in shown.stdout
+    assert "named_attribute: ret_flags=1\n" in shown.stdout  # DSN_RET_FULL
+    assert "named_attribute: notify_flags=12\n" in shown.stdout  # FAILURE (4) | DELAY (8)

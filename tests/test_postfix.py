@@ -204,7 +204,7 @@ def test_starttls_verified(postfix, tls_context, host):
     assert deliveries(postfix.wait_for_delivery(queue_id, 1)) == [recipient]
     # EHLO again after TLS (RFC 3207 section 4.2), then one transaction and QUIT.
     assert postfix.queue_connection(queue_id) == {
-        "ehlo": "2", "starttls": "1", "mail": "1", "rcpt": "1", "data": "1", "quit": "1", "commands": "7"
+        "ehlo": "2", "starttls": "1", "mail": "1", "rcpt": "1", "bdat": "1", "quit": "1", "commands": "7"
     }
     postfix.wait_for_log(rf"postfix/smtp/smtpd\[\d+\]: \w+ TLS connection established from .*\]:"
                          rf"{_port_of(postfix, queue_id)}: TLSv1\.[23] ")
@@ -222,7 +222,7 @@ def test_plaintext(postfix):
     queue_id = queue_id_of(result.reply.text)
     assert deliveries(postfix.wait_for_delivery(queue_id, 1)) == [recipient]
     assert postfix.queue_connection(queue_id) == {
-        "ehlo": "1", "mail": "1", "rcpt": "1", "data": "1", "quit": "1", "commands": "5"
+        "ehlo": "1", "mail": "1", "rcpt": "1", "bdat": "1", "quit": "1", "commands": "5"
     }
 
 
@@ -280,10 +280,9 @@ def test_submission_without_auth_is_denied_relay(postfix, tls_context):
     assert (reply.code, reply.enhanced_status) == (554, "5.7.1")
     assert reply.text == f"5.7.1 <{recipient}>: Recipient address rejected: Access denied"
     _, counts = _relay_denied(postfix, recipient, "submission")
-    # DATA was refused too (no valid recipient): nothing was queued; the transaction was reset.
+    # No data was sent (BDAT waits for a recipient to be accepted); the transaction was reset.
     assert counts == {
-        "ehlo": "2", "starttls": "1", "mail": "1", "rcpt": "0/1", "data": "0/1", "rset": "1", "quit": "1",
-        "commands": "6/8",
+        "ehlo": "2", "starttls": "1", "mail": "1", "rcpt": "0/1", "rset": "1", "quit": "1", "commands": "6/7",
     }
 
 
@@ -296,7 +295,7 @@ def test_submissions_implicit_tls_without_auth_is_denied_relay(postfix, tls_cont
     assert (reply.code, reply.enhanced_status) == (554, "5.7.1")
     line, counts = _relay_denied(postfix, recipient, "submissions")
     assert counts == {
-        "ehlo": "1", "mail": "1", "rcpt": "0/1", "data": "0/1", "rset": "1", "quit": "1", "commands": "4/6"
+        "ehlo": "1", "mail": "1", "rcpt": "0/1", "rset": "1", "quit": "1", "commands": "4/5"
     }
     # TLS from the first byte: the handshake is logged for this connection, and no STARTTLS.
     postfix.wait_for_log(rf"postfix/submissions/smtpd\[\d+\]: \w+ TLS connection established from "
@@ -316,7 +315,8 @@ def test_submission_in_plaintext_is_refused_mail(postfix):
 # --- pipelining -----------------------------------------------------------------------------------
 
 
-def test_fifty_recipients_in_one_pipelined_group(postfix, monkeypatch):
+@pytest.mark.parametrize("chunking", [False, True], ids=["DATA", "BDAT"])
+def test_fifty_recipients_in_one_pipelined_group(postfix, monkeypatch, chunking):
     writes: list[bytes] = []
     sendall = socket.socket.sendall
 
@@ -326,15 +326,20 @@ def test_fifty_recipients_in_one_pipelined_group(postfix, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "sendall", recording_sendall)
     recipients = [address(f"many{i:02d}") for i in range(50)]
-    with SMTPClient(postfix.host, postfix.smtp_port, tls="none", **CLIENT) as client:
+    with SMTPClient(postfix.host, postfix.smtp_port, tls="none", chunking=chunking, **CLIENT) as client:
         assert "PIPELINING" in client.capabilities
         result = client.send_message(make_message(to=", ".join(recipients)))
     assert result.accepted == tuple(recipients)
     assert dict(result.refused) == {}
-    # RFC 2920 section 3.1: MAIL, every RCPT and DATA in one write.
+    # RFC 2920 section 3.1: MAIL, every RCPT and DATA in one write; with BDAT the chunk follows
+    # in the next write, once the replies showed that a recipient was accepted.
     [group] = [chunk for chunk in writes if chunk.startswith(b"MAIL FROM:")]
     assert group.count(b"\r\nRCPT TO:") == 50
-    assert group.endswith(b"\r\nDATA\r\n")
+    if chunking:
+        assert group.endswith(b">\r\n")
+        assert writes[writes.index(group) + 1].startswith(b"BDAT ")
+    else:
+        assert group.endswith(b"\r\nDATA\r\n")
     queue_id = queue_id_of(result.reply.text)
     postfix.wait_for_log(rf": {queue_id}: from=<alice@example.org>, size=\d+, nrcpt=50 ")
     assert sorted(deliveries(postfix.wait_for_delivery(queue_id, 50))) == sorted(recipients)
@@ -380,7 +385,9 @@ def test_every_recipient_refused(postfix):
     last = re.escape(recipients[1])
     line = postfix.wait_for_log(rf"NOQUEUE: reject: RCPT from \S+: 550 5\.1\.1 <{last}>").string
     counts = postfix.connection_of(re.escape(line))
-    assert (counts["rcpt"], counts["data"], counts["rset"]) == ("0/2", "0/1", "1")
+    # Nothing but an RSET after the refusals: BDAT is only sent once a recipient was accepted.
+    assert (counts["rcpt"], counts["rset"]) == ("0/2", "1")
+    assert "bdat" not in counts and "data" not in counts
 
 
 # --- several messages, data transparency, SIZE, SMTPUTF8 --------------------------------------------
@@ -397,7 +404,7 @@ def test_several_messages_over_one_connection(postfix, tls_context):
         assert deliveries(postfix.wait_for_delivery(queue_id, 1)) == [recipient]
     assert len({_port_of(postfix, queue_id) for queue_id in queue_ids}) == 1
     assert postfix.queue_connection(queue_ids[0]) == {
-        "ehlo": "2", "starttls": "1", "mail": "3", "rcpt": "3", "data": "3", "quit": "1", "commands": "13"
+        "ehlo": "2", "starttls": "1", "mail": "3", "rcpt": "3", "bdat": "3", "quit": "1", "commands": "13"
     }
 
 
@@ -432,7 +439,7 @@ def test_size_limit_refused_before_mail(postfix):
     assert deliveries(postfix.wait_for_delivery(queue_id, 1)) == [recipient]
     # One MAIL on the connection: the small message's.
     assert postfix.queue_connection(queue_id) == {
-        "ehlo": "1", "mail": "1", "rcpt": "1", "data": "1", "quit": "1", "commands": "5"
+        "ehlo": "1", "mail": "1", "rcpt": "1", "bdat": "1", "quit": "1", "commands": "5"
     }
 
 
