@@ -27,6 +27,7 @@ from typing import IO, Literal, TypedDict, TypeVar, cast
 
 from smtp_sansio import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_IN_FLIGHT,
     BodyType,
     Capabilities,
     Dsn,
@@ -125,6 +126,9 @@ OPTIONS_DOC = """
             ``body="BINARYMIME"`` possible.  ``False`` always uses DATA.
         chunk_size: the BDAT chunk size in octets, also the most message data per write and the
             size of each read from a file given as a message (default 65536).
+        max_in_flight: the most commands awaiting replies while pipelining (default
+            :data:`smtp_sansio.DEFAULT_MAX_IN_FLIGHT`); a bound keeps either side from blocking
+            on a full socket buffer.
         lmtp: speak LMTP (RFC 2033) rather than SMTP: LHLO, and one reply per recipient after the
             data, reported per recipient.  DATA is used, never BDAT.
 
@@ -162,6 +166,7 @@ class ClientOptions(TypedDict, total=False):
     pipelining: bool
     chunking: bool
     chunk_size: int
+    max_in_flight: int
     lmtp: bool
 
 
@@ -199,6 +204,7 @@ class ClientBase:
         pipelining: bool = True,
         chunking: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         lmtp: bool = False,
     ) -> None:
         self._config = ClientConfig(
@@ -206,7 +212,8 @@ class ClientBase:
             sendto_domain=sendto_domain, verb=verb, trace=trace, timeout=timeout, username=username,
             password=password, credentials=credentials, ask=ask, oauth_token=oauth_token,
             client_cert=client_cert, auth_mechanisms=auth_mechanisms, allow_insecure_auth=allow_insecure_auth,
-            pipelining=pipelining, chunking=chunking, chunk_size=chunk_size, lmtp=lmtp,
+            pipelining=pipelining, chunking=chunking, chunk_size=chunk_size, max_in_flight=max_in_flight,
+            lmtp=lmtp,
         )
         self._options = self._config.server
         # Replaced on connect, when the local address (a possible EHLO name) is known.
@@ -237,6 +244,15 @@ class ClientBase:
     def capabilities(self) -> Capabilities:
         """What the server announced in its last EHLO reply."""
         return self._session.capabilities
+
+    @property
+    def usable(self) -> bool:
+        """True while the connection is open and can take another message.
+
+        False before connecting, after :meth:`close` or QUIT, and after any error that ended the
+        connection (a 421, a timeout, a protocol error); a refused transaction leaves it True.
+        """
+        return self._state == "open" and not self._session.closed
 
     # --- lifecycle ---------------------------------------------------------------------------------
 

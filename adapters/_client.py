@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from smtp_sansio import (
     DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_IN_FLIGHT,
     Credentials,
     LocalProtocolError,
     Session,
@@ -82,6 +83,7 @@ class ClientConfig:
         pipelining: bool = True,
         chunking: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         lmtp: bool = False,
     ) -> None:
         self.server: ServerOptions = resolve_server_options(
@@ -115,6 +117,7 @@ class ClientConfig:
         self._chunking = chunking
         #: The BDAT chunk size, also the size of each read of a file given as a message.
         self.chunk_size = chunk_size
+        self._max_in_flight = max_in_flight
         self._lmtp = lmtp
         self.new_session("127.0.0.1", None)  # checks the session's own options now
 
@@ -185,5 +188,6 @@ class ClientConfig:
             pipelining=self._pipelining,
             chunking=self._chunking,
             chunk_size=self.chunk_size,
+            max_in_flight=self._max_in_flight,
             lmtp=self._lmtp,
         )

@@ -129,8 +129,8 @@ def _probe(
     )
     with client:
         result = ProbeResult(host=client.host, port=client.port, tls_mode=tls)
-        sock = client._sock
-        if isinstance(sock, ssl.SSLSocket):
+        sock = client.tls_socket
+        if sock is not None:
             result.tls_version = sock.version()
             cipher = sock.cipher()
             if cipher is not None:

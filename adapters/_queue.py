@@ -35,43 +35,29 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from email.message import Message
-from typing import Any, Literal, Unpack
+from typing import Any, Literal
 
 from smtp_sansio import (
     LocalProtocolError,
-    PermanentReplyError,
-    Reply,
-    ReplyError,
-    SendResult,
-    SMTPError,
     envelope_from_bytes,
     envelope_from_message,
 )
 
-from ._base import ClientOptions
-from .sync import SMTPClient
-
 __all__ = [
-    "DEFAULT_RETRY_BASE",
-    "DEFAULT_RETRY_MAX",
     "CorruptEntry",
-    "FlushReport",
     "QueueEntry",
     "QueueError",
+    "Queued",
     "drop_entry",
     "enqueue",
-    "flush_queue",
     "list_queue",
+    "queue_instead",
     "read_entry",
 ]
 
-#: Seconds to wait before the second attempt; each further attempt waits twice as long as the last.
-DEFAULT_RETRY_BASE = 60.0
-#: The longest wait between two attempts (four hours).
-DEFAULT_RETRY_MAX = 4 * 3600.0
 
 #: Where an entry lives: waiting in ``queue/`` or refused for good in ``failed/``.
 Area = Literal["queue", "failed"]
@@ -128,35 +114,14 @@ class CorruptEntry:
     reason: str
 
 
-@dataclass(slots=True, kw_only=True)
-class FlushReport:
-    """What one :func:`flush_queue` did, entry by entry (IDs, in queue order).
-
-    Attributes:
-        sent: delivered to every remaining recipient and removed from the queue.
-        deferred: left queued after a temporary failure (some of their recipients may have been
-            delivered: only the others stay queued).
-        failed: moved (or, for some recipients, copied) to ``failed/`` after a permanent refusal.
-        busy: skipped because another flusher holds them.
-        waiting: skipped because their next attempt is not due yet.
-        corrupt: damaged entries, skipped and left in place.
-        replies: the reply or error of each entry that was deferred or failed.
-    """
-
-    sent: list[str] = field(default_factory=list)
-    deferred: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    busy: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
-    corrupt: list[CorruptEntry] = field(default_factory=list)
-    replies: dict[str, str] = field(default_factory=dict)
-
-
-#: ``progress(done, total)``, called before the first message and after each one.
-ProgressCallback = Callable[[int, int], None]
 
 
 # --- storing ---------------------------------------------------------------------------------------
+
+
+def _root(directory: str | os.PathLike[str]) -> str:
+    # "~/Mail/queue" means what it means in a shell and in Emacs' smtpmail-queue-dir.
+    return os.path.expanduser(os.fspath(directory))
 
 
 def enqueue(
@@ -173,7 +138,8 @@ def enqueue(
     The function returns only once the entry is complete on the disk.
 
     Args:
-        directory: the queue directory (created if missing, private to the user).
+        directory: the queue directory (created if missing, private to the user; a leading
+            ``~`` is the home directory).
         message: the message, as an :class:`email.message.Message` or as bytes.
         sender: the envelope sender.
         recipients: the envelope recipients.
@@ -193,7 +159,7 @@ def enqueue(
         raise LocalProtocolError(
             f"a queued message must be an email.message.Message or bytes, not {type(message).__name__}"
         )
-    root = os.fspath(directory)
+    root = _root(directory)
     _ensure_layout(root)
     now = time.time()
     entry = QueueEntry(
@@ -205,6 +171,54 @@ def enqueue(
     except OSError as exc:
         raise QueueError(f"cannot queue the message in {root}: {_reason(exc)}") from None
     return entry.id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Queued:
+    """What ``send_message(..., queue=DIR)`` returns: the message was stored, not sent.
+
+    Attributes:
+        id: the entry's ID, for ``smtp-sansio queue show ID`` and :func:`read_entry`.
+        directory: the queue directory, as given (``~`` expanded).
+    """
+
+    id: str
+    directory: str
+
+
+def queue_instead(
+    directory: str | os.PathLike[str],
+    message: object,
+    *,
+    sender: str | None,
+    recipients: Iterable[str] | None,
+    extensions: bool,
+) -> Queued:
+    """Store a message given to an adapter's one-shot ``send_message`` with ``queue=DIR``.
+
+    Args:
+        directory: the queue directory.
+        message: what was given to ``send_message``; a Message or bytes can be queued.
+        sender: the envelope sender, or ``None`` for the headers'.
+        recipients: the envelope recipients, or ``None`` for the headers'.
+        extensions: whether DSN, REQUIRETLS or a BODY type was asked for; an entry does not keep
+            them, so they are refused rather than silently dropped when the message is flushed.
+
+    Returns:
+        Where the message is now.
+
+    Raises:
+        LocalProtocolError: the message cannot be queued as given.
+        QueueError: the entry cannot be written; nothing is left behind.
+    """
+    if extensions:
+        raise LocalProtocolError("dsn, requiretls and body are not kept in the queue; send without queue=")
+    if not isinstance(message, Message | bytes | bytearray | memoryview):
+        raise LocalProtocolError(
+            f"a queued message must be an email.message.Message or bytes, not {type(message).__name__}"
+        )
+    entry_id = enqueue(directory, message, sender=sender, recipients=recipients)
+    return Queued(id=entry_id, directory=_root(directory))
 
 
 def _new_id(now: float) -> str:
@@ -355,7 +369,7 @@ def list_queue(directory: str | os.PathLike[str], area: Area = "queue") -> list[
     Returns:
         A :class:`QueueEntry` per valid entry and a :class:`CorruptEntry` per damaged one.
     """
-    root = os.fspath(directory)
+    root = _root(directory)
     entries: list[QueueEntry | CorruptEntry] = []
     for entry_id in _entry_ids(root, area):
         try:
@@ -376,7 +390,7 @@ def read_entry(
     Raises:
         QueueError: there is no such entry, or it is damaged.
     """
-    root = os.fspath(directory)
+    root = _root(directory)
     _check_id(entry_id)
     try:
         with open(os.path.join(root, area, entry_id), "rb") as file:
@@ -393,7 +407,7 @@ def drop_entry(directory: str | os.PathLike[str], entry_id: str, area: Area = "q
     Raises:
         QueueError: there is no such entry, or a flusher is sending it right now.
     """
-    root = os.fspath(directory)
+    root = _root(directory)
     _check_id(entry_id)
     path = os.path.join(root, area, entry_id)
     with _locked(path) as locked:
@@ -432,233 +446,6 @@ def _locked(path: str) -> Iterator[int | Literal["busy"] | None]:
 
 
 # --- flushing --------------------------------------------------------------------------------------
-
-
-def flush_queue(
-    directory: str | os.PathLike[str],
-    *,
-    force: bool = False,
-    progress: ProgressCallback | None = None,
-    retry_base: float = DEFAULT_RETRY_BASE,
-    retry_max: float = DEFAULT_RETRY_MAX,
-    clock: Callable[[], float] = time.time,
-    **options: Unpack[ClientOptions],
-) -> FlushReport:
-    """Send the queued messages that are due, in queue order, over one connection.
-
-    Each message is locked while it is sent (see the module documentation), so flushers may run
-    at once.  Its outcome is recorded as soon as it is known:
-
-    * accepted for every recipient: the entry is removed;
-    * a temporary failure (4xx, the server unreachable, a timeout, the connection lost): the entry
-      stays with one more attempt, the reply, and a next attempt ``retry_base * 2**(attempts-1)``
-      seconds later (at most ``retry_max``);
-    * a permanent failure (5xx, a message that cannot be sent as it is): the entry moves to
-      ``failed/`` with the reply;
-    * some recipients refused: those refused temporarily stay queued, those refused permanently are
-      recorded in ``failed/``, the others are done.
-
-    A connection that fails is replaced by a new one for the remaining messages; when the server
-    cannot be reached at all, every remaining message is deferred.
-
-    Args:
-        directory: the queue directory.
-        force: send every entry now, even those whose next attempt is not due.
-        progress: called as ``progress(done, total)`` before the first message and after each one.
-        retry_base: seconds before the second attempt.
-        retry_max: the longest wait between attempts.
-        clock: the current time in seconds since the epoch (for tests).
-        options: the options of :class:`~smtp_sansio.adapters.sync.SMTPClient`.
-
-    Returns:
-        What happened to each entry.
-
-    Raises:
-        LocalProtocolError: a client option is invalid (nothing is sent).
-    """
-    root = os.fspath(directory)
-    report = FlushReport()
-    if not os.path.isdir(os.path.join(root, "queue")):
-        if progress is not None:
-            progress(0, 0)
-        return report
-    # Checks the options before anything is claimed.
-    SMTPClient(**options).close()
-    now = clock()
-    _clean_tmp(root, now)
-    due: list[str] = []
-    for item in list_queue(root):
-        if isinstance(item, CorruptEntry):
-            report.corrupt.append(item)
-        elif not force and item.next_attempt > now:
-            report.waiting.append(item.id)
-        else:
-            due.append(item.id)
-    if progress is not None:
-        progress(0, len(due))
-    flusher = _Flusher(root, report, retry_base, retry_max, clock, options)
-    try:
-        for done, entry_id in enumerate(due, 1):
-            flusher.flush_one(entry_id)
-            if progress is not None:
-                progress(done, len(due))
-    finally:
-        flusher.close()
-    return report
-
-
-#: A file of ``tmp/`` this old (seconds) was left by a writer that crashed: it is removed.
-STALE_TMP_AGE = 36 * 3600.0
-
-
-def _clean_tmp(root: str, now: float) -> None:
-    # A writer killed before its rename leaves its temporary file; nobody will finish it.
-    tmp = os.path.join(root, "tmp")
-    for name in _entry_ids(root, "tmp"):
-        path = os.path.join(tmp, name)
-        with contextlib.suppress(OSError):
-            if os.stat(path).st_mtime < now - STALE_TMP_AGE:
-                os.unlink(path)
-
-
-class _Flusher:
-    def __init__(
-        self, root: str, report: FlushReport, retry_base: float, retry_max: float,
-        clock: Callable[[], float], options: ClientOptions,
-    ) -> None:
-        self.root = root
-        self.report = report
-        self.retry_base = retry_base
-        self.retry_max = retry_max
-        self.clock = clock
-        self.options = options
-        self.client: SMTPClient | None = None
-        # Set when the server could not be reached: every later message is deferred with it.
-        self.unreachable: SMTPError | None = None
-
-    def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None:
-            with contextlib.suppress(SMTPError, OSError):
-                client.quit()
-            client.close()
-
-    def flush_one(self, entry_id: str) -> None:
-        path = os.path.join(self.root, "queue", entry_id)
-        with _locked(path) as fd:
-            if fd == _BUSY:
-                self.report.busy.append(entry_id)
-                return
-            if not isinstance(fd, int):
-                return  # sent or dropped by another process since it was listed
-            try:
-                with os.fdopen(os.dup(fd), "rb") as file:
-                    entry, data = _decode(entry_id, "queue", file.read())
-            except (_Corrupt, OSError) as exc:
-                self.report.corrupt.append(CorruptEntry(id=entry_id, area="queue", reason=_reason(exc)))
-                return
-            self._deliver(path, entry, data)
-
-    def _deliver(self, path: str, entry: QueueEntry, data: bytes) -> None:
-        try:
-            result = self._send(entry, data)
-        except ReplyError as exc:
-            if exc.refused:
-                self._recipients_refused(path, entry, data, (), dict(exc.refused))
-            elif isinstance(exc, PermanentReplyError):
-                self._fail(path, entry, data, entry.recipients, _oneline(str(exc)))
-            else:
-                self._defer(entry, data, entry.recipients, _oneline(str(exc)))
-        except LocalProtocolError as exc:
-            if self.client is not None and self.client_usable():
-                # The message itself cannot be sent (an address, its content): for good.
-                self._fail(path, entry, data, entry.recipients, _oneline(str(exc)))
-            else:
-                self._connection_lost(path, entry, data, exc)
-        except SMTPError as exc:
-            self._connection_lost(path, entry, data, exc)
-        else:
-            self._recipients_refused(path, entry, data, result.accepted, dict(result.refused))
-
-    def client_usable(self) -> bool:
-        client = self.client
-        return client is not None and client._state == "open" and not client._session.closed
-
-    def _send(self, entry: QueueEntry, data: bytes) -> SendResult:
-        if self.unreachable is not None:
-            raise self.unreachable
-        if self.client is not None and not self.client_usable():
-            self.close()
-        if self.client is None:
-            client = SMTPClient(**self.options)
-            try:
-                client.connect()
-            except SMTPError as exc:
-                self.unreachable = exc
-                raise
-            self.client = client
-        return self.client.send_message(data, sender=entry.sender, recipients=entry.recipients)
-
-    def _connection_lost(self, path: str, entry: QueueEntry, data: bytes, exc: SMTPError) -> None:
-        self.close()
-        self._defer(entry, data, entry.recipients, _oneline(str(exc)))
-
-    def _recipients_refused(
-        self, path: str, entry: QueueEntry, data: bytes, accepted: Sequence[str], refused: dict[str, Reply]
-    ) -> None:
-        later = {rcpt: reply for rcpt, reply in refused.items() if reply.code < 500}
-        never = {rcpt: reply for rcpt, reply in refused.items() if reply.code >= 500}
-        if never:
-            reply = "; ".join(f"{rcpt}: {_oneline(str(r))}" for rcpt, r in never.items())
-            self._record_failed(entry, data, tuple(never), reply)
-        if later:
-            reply = "; ".join(f"{rcpt}: {_oneline(str(r))}" for rcpt, r in later.items())
-            self._defer(entry, data, _matching(entry.recipients, later), reply)
-            return
-        _remove(path)
-        if never:
-            self.report.failed.append(entry.id)
-            self.report.replies[entry.id] = "; ".join(
-                f"{rcpt}: {_oneline(str(r))}" for rcpt, r in never.items()
-            )
-        else:
-            self.report.sent.append(entry.id)
-
-    def _defer(self, entry: QueueEntry, data: bytes, recipients: Sequence[str], reply: str) -> None:
-        now = self.clock()
-        attempts = entry.attempts + 1
-        wait = min(self.retry_base * 2 ** min(attempts - 1, 64), self.retry_max)
-        updated = replace(
-            entry, recipients=tuple(recipients), attempts=attempts, last_attempt=now,
-            next_attempt=now + wait, last_reply=reply,
-        )
-        _store(self.root, "queue", updated, data)
-        self.report.deferred.append(entry.id)
-        self.report.replies[entry.id] = reply
-
-    def _fail(self, path: str, entry: QueueEntry, data: bytes, recipients: Sequence[str], reply: str) -> None:
-        self._record_failed(entry, data, tuple(recipients), reply)
-        _remove(path)
-        self.report.failed.append(entry.id)
-        self.report.replies[entry.id] = reply
-
-    def _record_failed(self, entry: QueueEntry, data: bytes, recipients: tuple[str, ...], reply: str) -> None:
-        now = self.clock()
-        failed = replace(
-            entry, area="failed", recipients=recipients, attempts=entry.attempts + 1,
-            last_attempt=now, next_attempt=0.0, last_reply=reply,
-        )
-        _store(self.root, "failed", failed, data)
-
-
-def _matching(recipients: Sequence[str], refused: dict[str, Reply]) -> list[str]:
-    # The queued recipients that were refused.  The session may have added the sendto domain, so a
-    # recipient without a domain matches its qualified form.
-    keep = [
-        rcpt for rcpt in recipients
-        if rcpt in refused or ("@" not in rcpt and any(r.startswith(rcpt + "@") for r in refused))
-    ]
-    return keep or list(refused)
 
 
 def _reason(exc: BaseException) -> str:

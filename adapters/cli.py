@@ -74,6 +74,7 @@ from smtp_sansio import (
 )
 
 from ._config import SECRET_KEYS, ConfigError, load_config
+from ._flush import flush_queue
 from ._netrc import CredentialsError, default_netrc_path
 from ._options import DEFAULT_HOST, DEFAULT_PORTS, stream_logger
 from ._probe import probe
@@ -85,7 +86,6 @@ from ._queue import (
     QueueError,
     drop_entry,
     enqueue,
-    flush_queue,
     list_queue,
     read_entry,
 )

@@ -13,16 +13,14 @@ Store with :func:`enqueue`, send with :func:`flush_queue` (which takes the optio
 
 from __future__ import annotations
 
+from ._flush import DEFAULT_RETRY_BASE, DEFAULT_RETRY_MAX, FlushReport, flush_queue
 from ._queue import (
-    DEFAULT_RETRY_BASE,
-    DEFAULT_RETRY_MAX,
     CorruptEntry,
-    FlushReport,
+    Queued,
     QueueEntry,
     QueueError,
     drop_entry,
     enqueue,
-    flush_queue,
     list_queue,
     read_entry,
 )
@@ -34,6 +32,7 @@ __all__ = [
     "FlushReport",
     "QueueEntry",
     "QueueError",
+    "Queued",
     "drop_entry",
     "enqueue",
     "flush_queue",

@@ -20,11 +20,12 @@ certificate is verified against ``host`` with :func:`ssl.create_default_context`
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Unpack, cast
+from typing import Unpack, cast, overload
 
 from smtp_sansio import BodyType, Close, Done, Dsn, Read, SendResult, SMTPError, StartTLS, Write
 
@@ -37,6 +38,7 @@ from ._base import (
     MessageInput,
     document_options,
 )
+from ._queue import Queued, queue_instead
 
 __all__ = ["SMTPClient", "send_message"]
 
@@ -266,6 +268,14 @@ class SMTPClient(ClientBase):
         except OSError as exc:
             raise self._handshake_error(exc) from exc
 
+    @property
+    def tls_socket(self) -> ssl.SSLSocket | None:
+        """The TLS socket of the open connection, for its version, cipher and certificate.
+
+        ``None`` before connecting, after closing, and while the connection is not TLS.
+        """
+        return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+
     def _require_socket(self) -> socket.socket:
         if self._sock is None:
             raise self._no_connection()
@@ -277,6 +287,7 @@ class SMTPClient(ClientBase):
             sock.close()
 
 
+@overload
 def send_message(
     message: MessageInput,
     *,
@@ -285,9 +296,37 @@ def send_message(
     dsn: Dsn | None = None,
     requiretls: bool = False,
     body: BodyType | None = None,
+    queue: None = None,
     **options: Unpack[ClientOptions],
-) -> SendResult:
-    """Connect, send one message, and quit.
+) -> SendResult: ...
+
+
+@overload
+def send_message(
+    message: MessageInput,
+    *,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    dsn: Dsn | None = None,
+    requiretls: bool = False,
+    body: BodyType | None = None,
+    queue: str | os.PathLike[str],
+    **options: Unpack[ClientOptions],
+) -> Queued: ...
+
+
+def send_message(
+    message: MessageInput,
+    *,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    dsn: Dsn | None = None,
+    requiretls: bool = False,
+    body: BodyType | None = None,
+    queue: str | os.PathLike[str] | None = None,
+    **options: Unpack[ClientOptions],
+) -> SendResult | Queued:
+    """Connect, send one message, and quit; or, with ``queue``, store it in the offline queue.
 
     Args:
         message: an :class:`email.message.Message`, the message as bytes, a binary file or an
@@ -297,14 +336,23 @@ def send_message(
         dsn: delivery status notifications to ask for; see :meth:`SMTPClient.send_message`.
         requiretls: ask for REQUIRETLS (RFC 8689).
         body: the BODY parameter, or ``None`` to choose.
+        queue: a queue directory (Emacs' ``smtpmail-queue-mail`` and ``smtpmail-queue-dir``):
+            the message (a Message or bytes) is stored there, complete on the disk, instead of
+            sent, and no connection is made; send it later with
+            :func:`smtp_sansio.adapters.queue.flush_queue` or ``smtp-sansio queue flush``.
         options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
 
     Returns:
-        The accepted and refused recipients and the server's final reply.
+        The accepted and refused recipients and the server's final reply; with ``queue``, the
+        :class:`~smtp_sansio.adapters.queue.Queued` entry.
 
     Raises:
         SMTPError: see :meth:`SMTPClient.connect` and :meth:`SMTPClient.send_message`.
+        QueueError: with ``queue``, the entry could not be written; nothing is left behind.
     """
+    if queue is not None:
+        extensions = dsn is not None or requiretls or body is not None
+        return queue_instead(queue, message, sender=sender, recipients=recipients, extensions=extensions)
     with SMTPClient(**options) as client:
         return client.send_message(
             message, sender=sender, recipients=recipients, dsn=dsn, requiretls=requiretls, body=body

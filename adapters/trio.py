@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import ssl
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Unpack, cast
+from typing import Unpack, cast, overload
 
 from smtp_sansio import BodyType, Close, Done, Dsn, Read, SendResult, SMTPError, StartTLS, Write
 
@@ -45,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "smtp_sansio.adapters.trio needs trio: install the 'trio' extra, pip install 'smtp-sansio[trio]'",
         name=exc.name,
     ) from exc
+from ._queue import Queued, queue_instead
 
 __all__ = ["SMTPClient", "send_message"]
 
@@ -302,6 +304,7 @@ def _seconds(timeout: float | None) -> float:
     return math.inf if timeout is None else timeout
 
 
+@overload
 async def send_message(
     message: MessageInput,
     *,
@@ -310,9 +313,37 @@ async def send_message(
     dsn: Dsn | None = None,
     requiretls: bool = False,
     body: BodyType | None = None,
+    queue: None = None,
     **options: Unpack[ClientOptions],
-) -> SendResult:
-    """Connect, send one message, and quit.
+) -> SendResult: ...
+
+
+@overload
+async def send_message(
+    message: MessageInput,
+    *,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    dsn: Dsn | None = None,
+    requiretls: bool = False,
+    body: BodyType | None = None,
+    queue: str | os.PathLike[str],
+    **options: Unpack[ClientOptions],
+) -> Queued: ...
+
+
+async def send_message(
+    message: MessageInput,
+    *,
+    sender: str | None = None,
+    recipients: Iterable[str] | None = None,
+    dsn: Dsn | None = None,
+    requiretls: bool = False,
+    body: BodyType | None = None,
+    queue: str | os.PathLike[str] | None = None,
+    **options: Unpack[ClientOptions],
+) -> SendResult | Queued:
+    """Connect, send one message, and quit; or, with ``queue``, store it in the offline queue.
 
     Args:
         message: an :class:`email.message.Message`, the message as bytes, a binary file or an
@@ -322,14 +353,27 @@ async def send_message(
         dsn: delivery status notifications to ask for (RFC 3461).
         requiretls: ask for REQUIRETLS (RFC 8689).
         body: the BODY parameter, or ``None`` to choose.
+        queue: a queue directory (Emacs' ``smtpmail-queue-mail`` and ``smtpmail-queue-dir``):
+            the message (a Message or bytes) is stored there, complete on the disk, instead of
+            sent, and no connection is made; send it later with
+            :func:`smtp_sansio.adapters.queue.flush_queue` or ``smtp-sansio queue flush``.
         options: the options of :class:`SMTPClient` (``host``, ``port``, ``tls``, ...).
 
     Returns:
-        The accepted and refused recipients and the server's final reply.
+        The accepted and refused recipients and the server's final reply; with ``queue``, the
+        :class:`~smtp_sansio.adapters.queue.Queued` entry.
 
     Raises:
         SMTPError: see :meth:`SMTPClient.connect` and :meth:`SMTPClient.send_message`.
+        QueueError: with ``queue``, the entry could not be written; nothing is left behind.
     """
+    if queue is not None:
+        extensions = dsn is not None or requiretls or body is not None
+        # In a worker thread: the entry is flushed to the disk before this returns.
+        store = functools.partial(
+            queue_instead, queue, message, sender=sender, recipients=recipients, extensions=extensions
+        )
+        return await trio.to_thread.run_sync(store)
     # In a worker thread: checking the options may block (socket.getfqdn, certificate files).
     client = await trio.to_thread.run_sync(functools.partial(SMTPClient, **options))
     async with client:

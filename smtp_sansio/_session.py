@@ -102,7 +102,7 @@ class Session:
             Off by default, so existing callers send exactly what they sent before.
         chunk_size: the BDAT chunk size and the most message data per Write (default 64 KiB).
         max_in_flight: the most commands awaiting replies when pipelining (default
-            :data:`~smtp_sansio.DEFAULT_MAX_IN_FLIGHT`, 100): neither side can then deadlock on
+            :data:`~smtp_sansio.DEFAULT_MAX_IN_FLIGHT`, 256): neither side can then deadlock on
             a full socket buffer.
         lmtp: speak LMTP (RFC 2033): LHLO, no HELO fallback, one reply per accepted recipient
             after the data, reported per recipient.  BDAT is not used in LMTP.

@@ -70,12 +70,13 @@ BodyType = Literal["7BIT", "8BITMIME", "BINARYMIME"]
 BODY_TYPES: tuple[BodyType, ...] = ("7BIT", "8BITMIME", "BINARYMIME")
 
 #: The default bound on commands awaiting a reply.  A reply is rarely over 100 octets, so the replies
-#: to 100 commands (about 10 KB) fit in any socket receive buffer (Linux starts at 128 KiB): the
-#: server never blocks writing replies the client is not yet reading.  The commands themselves are
-#: at most 512 octets each (RFC 5321 4.5.3.1.4), 51 KB for 100; BDAT payloads are read by the
-#: server as they arrive.  100 is also the recipient count RFC 5321 section 4.5.3.1.8 makes every
-#: server accept, so one ordinary transaction fits in one group.
-DEFAULT_MAX_IN_FLIGHT = 100
+#: to 256 commands (about 26 KB) fit in any socket receive buffer (Linux starts at 128 KiB): the
+#: server never blocks writing replies the client is not yet reading, and so it keeps reading
+#: commands.  RFC 5321 section 4.5.3.1.8 makes every server accept 100 recipients: a transaction
+#: that large is MAIL, 100 RCPTs and DATA or BDAT, 102 commands, and with the previous message's
+#: last chunk still unanswered in a batch, twice that must still fit for each message to cost one
+#: round trip.  A bound of 100 split such transactions into three round trips.
+DEFAULT_MAX_IN_FLIGHT = 256
 
 #: What :meth:`~smtp_sansio.Session.send_messages` reports for each message.
 Outcome = SendResult | SMTPError | Unsent

@@ -45,6 +45,7 @@ from smtp_sansio import (
     Unsent,
 )
 from smtp_sansio.adapters._netrc import CredentialsError
+from smtp_sansio.adapters.queue import Queued, flush_queue, list_queue, read_entry
 
 
 def make_message(
@@ -332,6 +333,7 @@ def test_all_recipients_refused_keeps_the_connection(adapter, smtpd_factory):
             client.send_message(make_message(), recipients=["refuse1@example.org", "refuse2@example.org"])
         assert set(info.value.refused) == {"refuse1@example.org", "refuse2@example.org"}
         assert info.value.code == 550
+        assert client.usable
         # The transaction was reset; the same connection carries the next message.
         client.send_message(make_message(subject="second"))
     assert len(server.messages) == 1
@@ -348,6 +350,7 @@ def test_421_to_mail_ends_the_client(adapter, smtpd_factory):
             client.send_message(make_message())
         assert info.value.code == 421
         assert not client.transport_open
+        assert not client.usable
         with pytest.raises(LocalProtocolError, match="no longer usable"):
             client.send_message(make_message())
     assert server.messages == []
@@ -464,13 +467,16 @@ def test_many_messages_over_one_connection(adapter, smtpd_factory, tls_options):
 def test_client_lifecycle_errors(adapter, smtpd_factory):
     server = smtpd_factory()
     client = adapter.client(LOOPBACK, server.port, tls="none", local_hostname="c.test")
+    assert not client.usable
     with pytest.raises(LocalProtocolError, match="not connected"):
         client.send_message(make_message())
     client.connect()
+    assert client.usable
     with pytest.raises(LocalProtocolError, match="already"):
         client.connect()
     client.quit()
     assert not client.transport_open
+    assert not client.usable
     with pytest.raises(LocalProtocolError, match="closed"):
         client.send_message(make_message())
     client.quit()  # a second quit does nothing
@@ -892,7 +898,9 @@ def test_a_stream_needs_sender_and_recipients(adapter, smtpd_factory, tmp_path):
 
 
 def test_options_are_checked(adapter):
-    for options in ({"chunk_size": 0}, {"pipelining": "yes"}, {"chunking": 1}, {"lmtp": None}):
+    invalid = ({"chunk_size": 0}, {"max_in_flight": 0}, {"pipelining": "yes"}, {"chunking": 1},
+               {"lmtp": None})
+    for options in invalid:
         with pytest.raises(LocalProtocolError):
             adapter.client(port=25, **PLAIN, **options)
 
@@ -1053,19 +1061,28 @@ def test_a_large_streamed_message_needs_little_memory(adapter, chunking):
 lmtp_server = test_postfix_esmtp.lmtp_server
 
 
-@pytest.mark.parametrize("pipelining", [True, False])
-def test_pipelining_can_be_switched_off(adapter, caplog, pipelining):
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # MAIL, both RCPTs and DATA written before the first reply ...
+        ({"pipelining": True}, "CCCCSSSS"),
+        # ... or each waiting for its reply: pipelining off, or one command in flight at most.
+        ({"pipelining": False}, "CSCSCSCS"),
+        ({"max_in_flight": 1}, "CSCSCSCS"),
+        ({"max_in_flight": 2}, "CCSCSCSS"),
+    ],
+)
+def test_pipelining_can_be_switched_off_or_bounded(adapter, caplog, options, expected):
     caplog.set_level(logging.INFO, logger="smtp_sansio.trace")
     recipients = ["a@example.org", "b@example.org"]
     with DiscardServer() as server:
         result = adapter.send_message(raw_message("x@example.org"), recipients=recipients, chunking=False,
-                                      pipelining=pipelining, trace=True, port=server.port, **PLAIN)
+                                      trace=True, port=server.port, **PLAIN, **options)
     assert result.accepted == tuple(recipients)
     lines = [r.getMessage() for r in caplog.records if r.name == "smtp_sansio.trace"]
     start = next(i for i, line in enumerate(lines) if line.startswith("C: MAIL"))
-    sides = [line[0] for line in lines[start : start + 8]]
-    # MAIL, both RCPTs and DATA written before the first reply, or each waiting for its reply.
-    assert sides == (list("CCCCSSSS") if pipelining else list("CSCSCSCS"))
+    sides = "".join(line[0] for line in lines[start : start + 8])
+    assert sides == expected
 
 
 def test_lmtp_option(adapter, lmtp_server):
@@ -1136,3 +1153,50 @@ def test_dsn_reaches_postfix(adapter, postfix):
     assert "named_attribute: dsn_orig_rcpt=rfc822;orig@example.org\n" in shown.stdout
     assert "named_attribute: ret_flags=1\n" in shown.stdout  # DSN_RET_FULL
     assert "named_attribute: notify_flags=12\n" in shown.stdout  # FAILURE (4) | DELAY (8)
+
+
+# --- the offline queue (Emacs' smtpmail-queue-mail) -----------------------------------------------
+
+
+def test_queue_option_stores_instead_of_sending(adapter, tmp_path, smtpd_factory):
+    server = smtpd_factory()
+    queue_dir = tmp_path / "queue"
+    message = make_message(bcc="hidden@example.org")
+    # The port of a live server: were the message sent instead of queued, the server would see it.
+    queued = adapter.send_message(message, queue=queue_dir, port=server.port, **PLAIN)
+    assert isinstance(queued, Queued)
+    assert queued.directory == str(queue_dir)
+    assert server.commands() == []
+    [entry] = list_queue(queue_dir)
+    assert entry.id == queued.id
+    assert entry.sender == "alice@example.org"
+    assert set(entry.recipients) == {"bob@example.org", "hidden@example.org"}
+    _, data = read_entry(queue_dir, queued.id)
+    assert b"hidden@example.org" not in data  # Bcc is removed when queued, as when sent
+
+    report = flush_queue(queue_dir, port=server.port, **PLAIN)
+    assert report.sent == [queued.id]
+    assert list_queue(queue_dir) == []
+    assert len(server.messages) == 1
+    assert set(server.messages[0].rcpt_tos) == {"bob@example.org", "hidden@example.org"}
+
+
+def test_queue_option_expands_the_home_directory(adapter, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    queued = adapter.send_message(raw_message("bob@example.org"), queue="~/outbox", **PLAIN)
+    assert queued.directory == str(tmp_path / "outbox")
+    assert [entry.id for entry in list_queue(tmp_path / "outbox")] == [queued.id]
+
+
+def test_queue_option_refuses_what_it_cannot_keep(adapter, tmp_path):
+    queue_dir = tmp_path / "queue"
+    message = raw_message("bob@example.org")
+    for extra in ({"dsn": Dsn(notify=("FAILURE",))}, {"requiretls": True}, {"body": "8BITMIME"}):
+        with pytest.raises(LocalProtocolError, match="not kept in the queue"):
+            adapter.send_message(message, queue=queue_dir, **PLAIN, **extra)
+    with pytest.raises(LocalProtocolError, match=r"must be an email\.message\.Message or bytes"):
+        adapter.send_message(iter([message]), sender=SENDER, recipients=["bob@example.org"], queue=queue_dir,
+                             **PLAIN)
+    with pytest.raises(LocalProtocolError):
+        adapter.send_message(b"Subject: no addresses\n\nhi\n", queue=queue_dir, **PLAIN)
+    assert not queue_dir.exists() or list_queue(queue_dir) == []
