@@ -35,7 +35,7 @@ from ._credentials import (
     resolve_client_cert,
     resolve_credentials,
 )
-from ._netrc import CredentialEntry
+from ._netrc import CredentialEntry, CredentialsError
 from ._options import ServerOptions, TraceOption, address_literal, resolve_server_options, trace_callback
 
 __all__ = ["ClientConfig", "CredentialsOption"]
@@ -56,7 +56,7 @@ class ClientConfig:
 
     Raises:
         LocalProtocolError: an option is invalid (a
-            :class:`~smtp_sansio.adapters._credentials.CredentialsError` for credentials and
+            :class:`~smtp_sansio.adapters.CredentialsError` for credentials and
             client certificates).
     """
 
@@ -99,6 +99,9 @@ class ClientConfig:
         self._client_certificate = cert is not None
         if credentials is not None and not isinstance(credentials, str | os.PathLike):
             credentials = credential_table(credentials)  # checked now, not at the first connection
+        if password is not None and oauth_token is not None:
+            # Refused when the client is made, not at its first connection.
+            raise CredentialsError("give password= or oauth_token=, not both: which to use would be a guess")
         self._username = username
         self._password = password
         self._credentials = credentials

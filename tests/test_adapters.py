@@ -1200,3 +1200,11 @@ def test_queue_option_refuses_what_it_cannot_keep(adapter, tmp_path):
     with pytest.raises(LocalProtocolError):
         adapter.send_message(b"Subject: no addresses\n\nhi\n", queue=queue_dir, **PLAIN)
     assert not queue_dir.exists() or list_queue(queue_dir) == []
+
+
+def test_password_and_token_together_are_refused_when_the_client_is_made(adapter):
+    from smtp_sansio.adapters import CredentialsError as PublicCredentialsError
+
+    assert PublicCredentialsError is CredentialsError
+    with pytest.raises(CredentialsError, match="not both"):
+        adapter.client(port=25, username="alice", password="pw", oauth_token="tok", **PLAIN)
