@@ -94,6 +94,11 @@ def validate_domain(domain: str, *, smtputf8: bool = False, what: str = "domain"
         LocalProtocolError: naming what is wrong.
     """
     _reject_controls(what, domain)
+    _check_domain(domain, smtputf8=smtputf8, what=what)
+
+
+def _check_domain(domain: str, *, smtputf8: bool, what: str) -> None:
+    # validate_domain() for a str already known to hold no control character.
     grammar = DOMAIN_UTF8 if smtputf8 else DOMAIN
     if not ADDRESS_LITERAL.fullmatch(domain) and not grammar.fullmatch(domain):
         if not smtputf8 and not domain.isascii():
@@ -111,6 +116,12 @@ def validate_mailbox(address: str, *, smtputf8: bool = False, what: str = "addre
         LocalProtocolError: naming what is wrong.
     """
     _reject_controls(what, address)
+    _check_mailbox(address, smtputf8=smtputf8, what=what)
+
+
+def _check_mailbox(address: str, *, smtputf8: bool, what: str) -> None:
+    # validate_mailbox() for a str already known to hold no control character: the MAIL and RCPT
+    # constructors check that first, for the null reverse-path and <Postmaster> too.
     local, at, domain = address.rpartition("@")
     if not at or not local:
         raise LocalProtocolError(f"{what} {address!r} has no local part and domain (local@domain)")
@@ -121,7 +132,8 @@ def validate_mailbox(address: str, *, smtputf8: bool = False, what: str = "addre
         raise LocalProtocolError(f"{what} {address!r} has an invalid local part")
     if _octets(local) > MAX_LOCAL_PART:
         raise LocalProtocolError(f"{what} {address!r}: local part longer than {MAX_LOCAL_PART} octets")
-    validate_domain(domain, smtputf8=smtputf8, what=f"{what} domain")
+    # A part of the address, so it has no control character either.
+    _check_domain(domain, smtputf8=smtputf8, what=f"{what} domain")
     if _octets(address) + 2 > MAX_PATH:
         raise LocalProtocolError(f"{what} {address!r} is longer than a {MAX_PATH}-octet path allows")
 
@@ -140,6 +152,8 @@ def _validate_parameters(parameters: EsmtpParameters, *, smtputf8: bool) -> None
 
 def _format_parameters(parameters: EsmtpParameters) -> str:
     # Mail-parameters = esmtp-param *(SP esmtp-param); esmtp-param = esmtp-keyword ["=" esmtp-value]
+    if not parameters:
+        return ""  # most RCPTs have none, and each command line is built more than once
     return "".join(f" {key}" if value is None else f" {key}={value}" for key, value in parameters.items())
 
 
@@ -306,7 +320,7 @@ class Mail(Command):
     def __post_init__(self) -> None:
         _reject_controls("sender", self.sender)
         if self.sender:
-            validate_mailbox(self.sender, smtputf8=self.smtputf8, what="sender")
+            _check_mailbox(self.sender, smtputf8=self.smtputf8, what="sender")
         _validate_parameters(self.parameters, smtputf8=self.smtputf8)
         object.__setattr__(self, "parameters", _frozen_parameters(self.parameters))
         _check_line(self.line())
@@ -335,7 +349,7 @@ class Rcpt(Command):
         _reject_controls("recipient", self.recipient)
         # Forward-path allows the bare "<Postmaster>" (RFC 5321 section 4.1.1.3).
         if self.recipient.lower() != "postmaster":
-            validate_mailbox(self.recipient, smtputf8=self.smtputf8, what="recipient")
+            _check_mailbox(self.recipient, smtputf8=self.smtputf8, what="recipient")
         _validate_parameters(self.parameters, smtputf8=self.smtputf8)
         object.__setattr__(self, "parameters", _frozen_parameters(self.parameters))
         _check_line(self.line())

@@ -133,6 +133,14 @@ class Connection:
         return tuple(entry.verb for entry in self._in_flight)
 
     @property
+    def in_flight_count(self) -> int:
+        """How many commands are waiting for a reply: ``len(in_flight)`` without building the tuple.
+
+        A sender that keeps a bound on the commands in flight asks this before every command.
+        """
+        return len(self._in_flight)
+
+    @property
     def may_pipeline(self) -> bool:
         """True if a command may be sent now: nothing is in flight, or pipelining is on and the last
         command in flight does not end a group (RFC 2920 section 3.1)."""
@@ -160,7 +168,8 @@ class Connection:
         if isinstance(command, Bdat):
             # A BDAT line is only ever sent with its payload (RFC 3030 section 2).
             self._fail(LocalProtocolError("BDAT is sent with feed_bdat(), next_bdat() and end_bdat()"))
-        self._advance(command.state_input())
+        state_input = command.state_input()
+        self._advance(state_input)
         data = self._guard(command.encode)
         if command.verb in ("RSET", "QUIT"):
             # Either ends a CHUNKING transaction: what was not sent of it is dropped.
@@ -168,7 +177,7 @@ class Connection:
             self._bdat_ready.clear()
         if command.verb == "MAIL":
             self._accepted_rcpts = 0
-        self._in_flight.append(_InFlight(command.state_input(), command.trace_text(), command.phase))
+        self._in_flight.append(_InFlight(state_input, command.trace_text(), command.phase))
         return data
 
     def send_data(self, chunk: bytes) -> bytes:
@@ -361,10 +370,10 @@ class Connection:
                 reason = ""
             if reason:
                 self._fail(LocalProtocolError(f"cannot send {verb} before the reply to {last} {reason}"))
-        key = (self._projected, verb)
-        if key not in SEND_TRANSITIONS:
+        projected = SEND_TRANSITIONS.get((self._projected, verb))
+        if projected is None:
             self._fail(LocalProtocolError(f"{verb} is not allowed in state {self._projected.name}"))
-        self._projected = SEND_TRANSITIONS[key]
+        self._projected = projected
 
     def _data_encoder(self) -> DataEncoder:
         if self._encoder is None:

@@ -176,7 +176,8 @@ class ReplyReader:
             match = REPLY_LINE.fullmatch(line)
             if match is None:
                 raise RemoteProtocolError(f"malformed reply line {preview_bytes(line)}")
-            code, separator, text = match.group(1), match.group(2) or b" ", match.group(3) or b""
+            code, separator, text = match.groups(b"")
+            separator = separator or b" "
             if self._lines and self._lines[0][0] != code:
                 # RFC 5321 section 4.2.1: every line of a multi-line reply carries the same code.
                 raise RemoteProtocolError(
@@ -190,15 +191,15 @@ class ReplyReader:
 
     def _finish(self) -> Reply:
         lines = tuple(text for _, _, text in self._lines)
-        code = int(self._lines[0][0])
+        code_bytes = self._lines[0][0]
         self._lines = []
         status_match = ENHANCED_STATUS.match(lines[0])
         status = None
         # RFC 3463 section 2: the status class must agree with the reply class, which keeps text
         # such as "2.5 million messages" in a 5xx reply from being taken for a status code.
-        if status_match is not None and status_match.group(1)[:1] == str(code)[:1].encode():
+        if status_match is not None and status_match.group(1)[:1] == code_bytes[:1]:
             status = status_match.group(1).decode("ascii")
-        return Reply(code=code, lines=lines, enhanced_status=status)
+        return Reply(code=int(code_bytes), lines=lines, enhanced_status=status)
 
     def _next_line(self) -> bytes | None:
         buffer = self._buffer

@@ -599,7 +599,8 @@ class Session:
 
     def _runner(self) -> TransactionRunner:
         return TransactionRunner(
-            self._conn, self._timeouts, self._expect, self._emit, self._quit_and_close,
+            self._conn, self._timeouts, self._expect, self._emit if self._trace is not None else None,
+            self._quit_and_close,
             chunk_size=self._chunk_size, max_in_flight=self._max_in_flight,
         )
 
@@ -608,7 +609,10 @@ class Session:
         if not isinstance(envelope, Envelope):
             raise LocalProtocolError(f"envelope must be an Envelope, not {type(envelope).__name__}")
         recipients = dedupe_addresses(self._with_sendto_domain(r) for r in envelope.recipients)
-        message = replace(message, envelope=Envelope(sender=envelope.sender, recipients=recipients))
+        if recipients != envelope.recipients:
+            # The given envelope was checked when it was built: a new one (checked again) only
+            # when the sendto domain or the removal of duplicates changed the recipients.
+            message = replace(message, envelope=Envelope(sender=envelope.sender, recipients=recipients))
         return prepare(
             message, self._capabilities, chunking=self._chunking, chunk_size=self._chunk_size,
             encrypted_and_verified=self._encrypted and self._verified,

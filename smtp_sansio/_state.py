@@ -68,11 +68,15 @@ class Outcome(enum.Enum):
     CLOSING = "421"  # service not available, closing the channel (RFC 5321 section 3.8)
 
 
+# By the first digit (RFC 5321 section 4.2.1); built once rather than for every reply.
+_OUTCOME_BY_CLASS = {2: Outcome.OK, 3: Outcome.MORE}
+
+
 def outcome_of(code: int) -> Outcome:
     """Classify a reply code."""
     if code == 421:
         return Outcome.CLOSING
-    return {2: Outcome.OK, 3: Outcome.MORE}.get(code // 100, Outcome.FAILED)
+    return _OUTCOME_BY_CLASS.get(code // 100, Outcome.FAILED)
 
 
 #: The pseudo-verb of the server's greeting, which answers the connection rather than a command.

@@ -325,6 +325,10 @@ Expect = Callable[[], Generator[Request, None, ReplyReceived]]
 Emit = Callable[[TraceDirection, str], None]
 
 
+def _no_trace(direction: TraceDirection, text: str) -> None:
+    pass
+
+
 class TransactionRunner:
     """Sends prepared messages over one connection, pipelined and chunked as far as allowed.
 
@@ -338,7 +342,8 @@ class TransactionRunner:
         conn: the connection.
         timeouts: seconds per phase.
         expect: the session's step that returns the next reply (and ends the session on 421).
-        emit: the trace callback.
+        emit: the trace callback, or ``None`` when nobody traces: the trace lines are then not
+            even built (a command's trace text costs as much as its encoding).
         quit_and_close: the session's step that sends QUIT and closes, for a server that cannot
             be trusted any more.
         chunk_size: the bound of message data per write, and the BDAT chunk size.
@@ -350,7 +355,7 @@ class TransactionRunner:
         conn: Connection,
         timeouts: Mapping[str, float | None],
         expect: Expect,
-        emit: Emit,
+        emit: Emit | None,
         quit_and_close: Callable[[], Generator[Request, None, None]],
         *,
         chunk_size: int,
@@ -359,7 +364,8 @@ class TransactionRunner:
         self._conn = conn
         self._timeouts = timeouts
         self._expect = expect
-        self._emit = emit
+        self._tracing = emit is not None
+        self._emit: Emit = emit or _no_trace
         self._quit_and_close = quit_and_close
         self._chunk_size = chunk_size
         self._max_in_flight = max_in_flight
@@ -536,7 +542,8 @@ class TransactionRunner:
     def _command(self, tx: _Transaction, command: Command, kind: Kind) -> Generator[Request, None, None]:
         yield from self._room()
         data = self._conn.send(command)
-        self._emit("C", command.trace_text())
+        if self._tracing:
+            self._emit("C", command.trace_text())
         yield from self._queue(data, command.phase)
         self._expect_reply(tx, kind)
 
@@ -550,9 +557,11 @@ class TransactionRunner:
     def _room(self) -> Generator[Request, None, None]:
         # Read replies until one more command may be sent: nothing in flight, or pipelining on, the
         # last command in flight not ending a group (RFC 2920 section 3.1), and room in the bound.
+        # Asked before every command: in_flight_count, since building the in_flight tuple each time
+        # cost as much as the commands in flight (up to max_in_flight, 256 by default).
         conn = self._conn
         while self._expected and not (
-            conn.may_pipeline and len(conn.in_flight) < self._max_in_flight
+            conn.may_pipeline and conn.in_flight_count < self._max_in_flight
         ):
             yield from self._read_one()
 

@@ -473,6 +473,7 @@ def _pipelined_transaction(recipients: int) -> Connection:
 def test_replies_are_paired_in_order():
     conn = _pipelined_transaction(2)
     assert conn.in_flight == ("MAIL", "RCPT", "RCPT", "DATA")
+    assert conn.in_flight_count == 4
     assert (conn.state, conn.projected_state) == (State.READY, State.DATA)
     events = feed(conn, b"250 sender ok\r\n250 first\r\n550 no such user\r\n354 go\r\n")
     assert [(e.verb, e.command, e.reply.code) for e in events] == [
@@ -481,7 +482,9 @@ def test_replies_are_paired_in_order():
         ("RCPT", "RCPT TO:<r1@example.org>", 550),
         ("DATA", "DATA", 354),
     ]
-    assert (conn.state, conn.projected_state, conn.in_flight) == (State.DATA, State.DATA, ())
+    assert (conn.state, conn.projected_state, conn.in_flight, conn.in_flight_count) == (
+        State.DATA, State.DATA, (), 0
+    )
 
 
 def test_refused_mail_in_a_group_leaves_ready():
